@@ -1,0 +1,3 @@
+"""headwater: sources -> immutable lake -> SQL models with quality checks -> warehouse."""
+
+__version__ = "0.1.0"

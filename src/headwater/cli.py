@@ -1,0 +1,350 @@
+"""The `headwater` command. Commands only parse arguments and call down; output is drawn here.
+
+Exit codes: 0 success; 1 the run (or command) failed; 2 configuration error
+(nothing was touched).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from headwater import __version__
+from headwater.errors import ConfigError, HeadwaterError
+
+app = typer.Typer(
+    name="headwater",
+    help="Sources -> immutable lake -> SQL models with quality checks -> warehouse, in one package.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")]
+
+
+def _fail(exc: HeadwaterError) -> typer.Exit:
+    label = "configuration error" if isinstance(exc, ConfigError) else "error"
+    err.print(f"[bold red]{label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"headwater {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens, to stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    template: Annotated[str, typer.Option("--template", "-t", help="Template to start from.")] = "cafe",
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Create a project folder from a template: headwater.yaml, models/, dashboards/, inbox/."""
+    from headwater.templates import init_project
+
+    try:
+        written = init_project(directory, template, force=force)
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    env = directory / ".env"
+    if not env.exists():
+        import secrets
+
+        env.write_text(f"HEADWATER_PII_SECRET={secrets.token_urlsafe(32)}\n", encoding="utf-8")
+        env.chmod(0o600)
+    out.print(f"created project [bold]{directory}[/] from template [bold]{template}[/] ({len(written)} files)")
+    out.print(f"  a random PII secret was written to {env} (keep it; it is git-ignored)")
+    out.print(f"  next: put files in {directory / 'inbox'}, then `headwater run -p {directory}`")
+
+
+@app.command()
+def generate(
+    template: Annotated[str, typer.Argument(help="Which template's data to generate (cafe).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write files to.")],
+    branches: Annotated[int, typer.Option(help="Number of branches (one file per branch per day).")] = 10,
+    days: Annotated[int, typer.Option(help="Number of consecutive days.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 1,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2021-08-25",
+    per_day: Annotated[int, typer.Option("--per-day", help="Mean transactions per branch per day.")] = 300,
+) -> None:
+    """Generate sample input files for a template (seeded, reproducible)."""
+    if template != "cafe":
+        raise _fail(ConfigError(f"no generator for template {template!r} (expected: cafe)"))
+    from headwater.templates.cafe.generator import generate as generate_cafe
+
+    try:
+        first = dt.date.fromisoformat(start)
+    except ValueError:
+        raise _fail(ConfigError(f"--start: got {start!r}, expected a date YYYY-MM-DD")) from None
+    try:
+        with _progress(quiet=False) as progress:
+            task = progress.add_task("generate files", total=branches * days)
+            result = generate_cafe(
+                out_dir,
+                branches=branches,
+                days=days,
+                seed=seed,
+                start=first,
+                per_day=per_day,
+                progress=lambda n: progress.advance(task, n),
+            )
+    except ValueError as exc:
+        raise _fail(ConfigError(str(exc))) from None
+    out.print(
+        f"wrote {result.files} files to {out_dir}: {result.transactions:,} transactions, "
+        f"{result.items:,} items, revenue {result.revenue_pence / 100:,.2f}"
+    )
+
+
+class _RichTasks:
+    """The run's progress protocol drawn with Rich on stderr."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+
+    def task(self, description: str, total: int | None) -> _RichTask:
+        return _RichTask(self.progress, description, total)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message)
+
+
+class _RichTask:
+    def __init__(self, progress: RichProgress, description: str, total: int | None) -> None:
+        self.progress = progress
+        self.id = progress.add_task(description, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        self.progress.advance(self.id, amount)
+
+    def __enter__(self) -> _RichTask:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        task = self.progress.tasks[self.id] if self.id < len(self.progress.tasks) else None
+        if task is not None and task.total is None:
+            self.progress.update(self.id, total=1, completed=1)
+
+
+def _progress(quiet: bool) -> RichProgress:
+    return RichProgress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=False,
+    )
+
+
+@app.command()
+def run(
+    project: ProjectOpt = Path(),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run the pipeline once: extract -> raw zone -> models -> checks -> warehouse."""
+    from headwater.project import Project
+    from headwater.runs.pipeline import run as run_pipeline
+
+    try:
+        proj = Project.load(project)
+        with _progress(quiet) as progress:
+            summary = run_pipeline(proj, trigger="manual", progress=_RichTasks(progress))
+    except HeadwaterError as exc:
+        if as_json:
+            kind = "config_error" if isinstance(exc, ConfigError) else "failed"
+            print(json.dumps({"status": kind, "error": str(exc)}))
+        raise _fail(exc) from None
+    data = summary.to_json()
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        _print_summary(data)
+    if not summary.ok:
+        err.print(f"[bold red]run {summary.run_id} failed:[/] {summary.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    out.print(f"run {data['run_id']} [bold]{data['status']}[/] in {data['duration_seconds']}s")
+    for name, s in data["sources"].items():
+        out.print(
+            f"  source {name}: {s['files_found']} files found, {s['files_new']} new, "
+            f"{s['files_duplicate']} already loaded; {s['rows_read']:,} rows read, "
+            f"{s['rows_loaded']:,} loaded, {s['rows_quarantined']:,} quarantined"
+        )
+        for reason, n in sorted(s["quarantined_by_reason"].items()):
+            out.print(f"    quarantined {n:,}: {reason}")
+    for name, m in data["models"].items():
+        line = f"  model {name} [{m['materialized']}]: {m['status']}"
+        if m["rows_written"]:
+            line += f", {m['rows_written']:,} rows"
+        if m["rows_quarantined"]:
+            line += f", {m['rows_quarantined']:,} quarantined"
+        warned = [c for c in m["checks"] if c["failed"] and c["severity"] == "warn"]
+        for c in warned:
+            line += f"; warning {c['name']}: {c['failed']} rows"
+        if m["error"]:
+            line += f" ({m['error']})"
+        out.print(line, highlight=False, markup=False)
+    wh = data["warehouse"]
+    out.print(f"  warehouse {wh['target']} {wh['location']}: {wh['status']}", highlight=False)
+    for table, t in wh["tables"].items():
+        out.print(f"    {table}: +{t['rows_loaded']:,} rows ({t['mode']}), {t['rows_in_table']:,} in table")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL query (DuckDB dialect).")],
+    project: ProjectOpt = Path(),
+    lake: Annotated[bool, typer.Option("--lake", help="Query the lake's processed zone instead of the warehouse.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
+) -> None:
+    """Run read-only SQL over the warehouse (default) or the lake (--lake)."""
+    from headwater.project import Project
+    from headwater.serve.query import connect, run_query
+
+    if fmt not in ("table", "csv", "json"):
+        raise _fail(ConfigError(f"--format: got {fmt!r}, expected table, csv or json"))
+    try:
+        proj = Project.load(project)
+        with connect(proj, lake) as conn:
+            reader = run_query(conn, sql)
+            _print_result(reader, fmt)
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _print_result(reader: Any, fmt: str) -> None:
+    import pyarrow.csv as pacsv
+
+    if fmt == "csv":
+        with pacsv.CSVWriter(sys.stdout.buffer, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+        sys.stdout.flush()
+        return
+    if fmt == "json":
+        sys.stdout.write("[")
+        first = True
+        for batch in reader:
+            for row in batch.to_pylist():
+                sys.stdout.write(("" if first else ",\n ") + json.dumps(row, default=_json_value))
+                first = False
+        sys.stdout.write("]\n")
+        return
+    table = Table(*reader.schema.names, show_lines=False)
+    shown = 0
+    limit = 1000
+    total = 0
+    for batch in reader:
+        total += batch.num_rows
+        for row in batch.to_pylist():
+            if shown < limit:
+                table.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+                shown += 1
+    out.print(table)
+    out.print(f"{total:,} row{'s' if total != 1 else ''}" + (f" (first {limit} shown)" if total > limit else ""))
+
+
+@app.command()
+def status(
+    project: ProjectOpt = Path(),
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
+) -> None:
+    """Last runs (rows in/out/quarantined) and freshness per source."""
+    from headwater.observe.status import status_report
+    from headwater.project import Project
+
+    try:
+        report = status_report(Project.load(project), limit)
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    runs = Table("run", "status", "started", "seconds", "new files", "rows read", "loaded", "quarantined", "error")
+    for r in report["runs"]:
+        runs.add_row(
+            str(r["run_id"]),
+            r["status"],
+            str(r["started_at"]),
+            str(r["duration_seconds"]),
+            str(r["files_new"]),
+            f"{r['rows_read']:,}",
+            f"{r['rows_loaded']:,}",
+            f"{r['rows_quarantined']:,}",
+            (r["error"] or "")[:60],
+        )
+    out.print(runs if report["runs"] else "no runs yet")
+    fresh = Table("source", "files", "last file landed", "age")
+    for name, f in report["sources"].items():
+        age = f["age_seconds"]
+        fresh.add_row(name, str(f["files"]), str(f["last_file_landed_at"]), "-" if age is None else _age(age))
+    out.print(fresh)
+
+
+def _age(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+@app.command()
+def check(project: ProjectOpt = Path()) -> None:
+    """Validate the project file and models, print the DAG; run nothing."""
+    from headwater.project import Project
+    from headwater.runs.pipeline import plan
+
+    try:
+        the_plan = plan(Project.load(project))
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    out.print(f"project [bold]{the_plan.project.config.name}[/]: configuration and models are valid")
+    for line in the_plan.dag.lines():
+        out.print(f"  {line}", highlight=False, markup=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,424 @@
+"""The project file, `headwater.yaml`, as typed pydantic models.
+
+Loading does three things, in order: parse YAML, replace `${VAR}` and
+`${VAR:-default}` in every string from the environment (the process
+environment first, then a `.env` file beside the project file), and validate.
+Any failure raises `ConfigError` naming the file, the key path, the bad value
+and what was expected. Secrets are `SecretStr`: they never appear in a repr,
+a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from headwater.errors import ConfigError
+
+PROJECT_FILE = "headwater.yaml"
+NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+Severity = Literal["warn", "quarantine", "error"]
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------- sources
+
+
+class CsvOptions(Strict):
+    """How the `files` source splits CSV text into rows and columns."""
+
+    columns: list[str] | None = None
+    header: Literal["auto"] | bool = "auto"
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    trim: bool = True
+
+    @field_validator("delimiter", "quote")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1 or value in "\r\n":
+            raise ValueError("expected a single character other than a line break")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one column name")
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"column name {name!r} must match {NAME_PATTERN}")
+        if len(set(value)) != len(value):
+            raise ValueError("column names must be unique")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r}") from None
+        return value
+
+
+PiiPolicyName = Literal["drop", "hash", "mask"]
+
+
+class PiiPolicy(Strict):
+    """What happens to a protected column before anything reaches the lake."""
+
+    policy: PiiPolicyName
+    normalize: bool = True
+    keep_last: int = Field(default=4, ge=0, le=8)
+
+
+def _policy_from_short_form(value: Any) -> Any:
+    return {"policy": value} if isinstance(value, str) else value
+
+
+class FilesSource(Strict):
+    """Files dropped in a folder: every file matching `glob` under `path`."""
+
+    kind: Literal["files"]
+    path: str
+    glob: str = "*.csv"
+    format: Literal["csv"] = "csv"
+    csv: CsvOptions = CsvOptions()
+    pii: dict[str, PiiPolicy] = {}
+    chunk_mb: int = Field(default=32, ge=1, le=1024)
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _short_policies(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: _policy_from_short_form(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _pii_columns_exist(self) -> FilesSource:
+        columns = self.csv.columns
+        if columns is not None:
+            missing = [c for c in self.pii if c not in columns]
+            if missing:
+                raise ValueError(
+                    f"pii names column(s) {missing} that are not in csv.columns {columns}"
+                )
+        return self
+
+
+SourceConfig = Annotated[FilesSource, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------- models
+
+
+class AcceptedValuesArgs(Strict):
+    column: str
+    values: list[str | int | float | bool]
+
+
+class RangeArgs(Strict):
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> RangeArgs:
+        if self.min is None and self.max is None:
+            raise ValueError("range needs min, max or both")
+        return self
+
+
+class RelationshipsArgs(Strict):
+    column: str
+    to: str
+    field: str
+
+
+class CheckBase(Strict):
+    severity: Severity = "error"
+    name: str | None = None
+    message: str | None = Field(
+        default=None, description="SQL expression giving the reason text for a failing row"
+    )
+
+
+class NotNullCheck(CheckBase):
+    not_null: str | list[str]
+
+
+class UniqueCheck(CheckBase):
+    unique: str | list[str]
+
+
+class AcceptedValuesCheck(CheckBase):
+    accepted_values: AcceptedValuesArgs
+
+
+class RangeCheck(CheckBase):
+    range: RangeArgs
+
+
+class ExpressionCheck(CheckBase):
+    expression: str
+
+
+class RelationshipsCheck(CheckBase):
+    relationships: RelationshipsArgs
+
+
+CheckConfig = (
+    NotNullCheck
+    | UniqueCheck
+    | AcceptedValuesCheck
+    | RangeCheck
+    | ExpressionCheck
+    | RelationshipsCheck
+)
+
+
+class ModelConfig(Strict):
+    """Settings of one model, from its SQL header block or the project file."""
+
+    materialized: Literal["table", "incremental", "view"] = "table"
+    strategy: Literal["append", "merge"] = "append"
+    unique_key: list[str] = []
+    latest_by: str | None = None
+    publish: bool = False
+    checks: list[CheckConfig] = []
+    description: str | None = None
+
+    @field_validator("unique_key", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.materialized == "incremental" and self.strategy == "merge" and not self.unique_key:
+            raise ValueError("an incremental model with strategy 'merge' needs unique_key")
+        if self.latest_by and self.strategy != "merge":
+            raise ValueError("latest_by only applies to strategy 'merge'")
+        if self.materialized == "view" and self.publish:
+            raise ValueError("a view is not stored in the lake, so it cannot be published")
+        return self
+
+
+# --------------------------------------------------------------------- project
+
+
+class LakeConfig(Strict):
+    url: str = ".headwater/lake"
+
+
+class StateConfig(Strict):
+    url: str = "sqlite:///.headwater/state.db"
+
+
+class WarehouseConfig(Strict):
+    type: Literal["duckdb"] = "duckdb"
+    path: str = ".headwater/warehouse.duckdb"
+
+
+class EngineConfig(Strict):
+    memory_limit: str = "2GB"
+    threads: int = Field(default=0, ge=0, description="0 means one per core")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
+            raise ValueError("expected a size such as 512MB or 2GB")
+        return value.strip()
+
+
+class PiiConfig(Strict):
+    secret: SecretStr | None = None
+
+
+class ProjectConfig(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    lake: LakeConfig = LakeConfig()
+    state: StateConfig = StateConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
+    engine: EngineConfig = EngineConfig()
+    pii: PiiConfig = PiiConfig()
+    sources: dict[str, SourceConfig] = {}
+    models: dict[str, dict[str, Any]] = {}
+
+    @field_validator("sources", "models")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"name {name!r} must match {NAME_PATTERN}")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_when_hashing(self) -> ProjectConfig:
+        hashing = [
+            f"sources.{s}.pii.{c}"
+            for s, src in self.sources.items()
+            for c, p in src.pii.items()
+            if p.policy == "hash"
+        ]
+        if hashing and (self.pii.secret is None or not self.pii.secret.get_secret_value()):
+            raise ValueError(
+                f"{hashing[0]} uses policy 'hash', which needs pii.secret "
+                "(for example pii.secret: ${HEADWATER_PII_SECRET})"
+            )
+        return self
+
+
+# ------------------------------------------------------------------- loading
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file; `#` comments and blank lines skipped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def interpolate(node: Any, env: Mapping[str, str], file: Path, path: str = "") -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string of a YAML tree."""
+    if isinstance(node, dict):
+        return {k: interpolate(v, env, file, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, env, file, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{file}: {path}: {match.group(0)} refers to environment variable {name}, "
+            "which is not set (set it, put it in .env, or write ${" + name + ":-default})"
+        )
+
+    return _VAR.sub(replace, node)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _lookup(tree: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
+    node = tree
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def validation_error(file: Path | str, exc: ValidationError, tree: Any, prefix: str = "") -> ConfigError:
+    """Turn pydantic's errors into one message: file, key path, bad value, expectation."""
+    lines = []
+    secret_words = ("secret", "password", "token", "key")
+    for err in exc.errors():
+        # Drop union-member names pydantic inserts (e.g. 'NotNullCheck') from the path.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        key = _key_path(loc)
+        full = f"{prefix}.{key}" if prefix and key else (prefix or key)
+        found, value = _lookup(tree, loc)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{full}: unknown key")
+            continue
+        shown = "" if not found else f" (got {value!r})"
+        if any(w in full.lower() for w in secret_words):
+            shown = " (value hidden)" if found else ""
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{full or '<top>'}: {message}{shown}")
+    unique = list(dict.fromkeys(lines))
+    return ConfigError(f"{file}: " + ("\n  ".join(unique) if len(unique) == 1 else "\n  " + "\n  ".join(unique)))
+
+
+def load_yaml(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: not found (run `headwater init` to create a project)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file}:{where}: not valid YAML: {problem}") from None
+
+
+def load_project_config(file: Path, environ: Mapping[str, str] | None = None) -> ProjectConfig:
+    """Read, interpolate and validate a project file."""
+    tree = load_yaml(file)
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+    env = {**read_dotenv(file.parent / ".env"), **(os.environ if environ is None else environ)}
+    tree = interpolate(tree, env, file)
+    try:
+        return ProjectConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise validation_error(file, exc, tree) from None
+
+
+def parse_model_config(file: Path | str, tree: Any, prefix: str = "") -> ModelConfig:
+    """Validate one model's settings (from its SQL header or the project file)."""
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{file}: {prefix or 'header'}: expected a mapping of settings")
+    try:
+        return ModelConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise validation_error(file, exc, tree, prefix) from None

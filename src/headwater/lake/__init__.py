@@ -1,0 +1,1 @@
+"""The lake: raw zone (put-once objects), processed zone (Iceberg tables), quarantine."""

@@ -1,0 +1,38 @@
+"""The raw zone: what sources delivered, byte-exact, written once under the run id.
+
+Keys look like `raw/<source>/run=<run id>/<path relative to the source folder>`.
+A run never rewrites or deletes a raw object; a rerun lands new files under
+its own run id, and files it has seen before (by content hash) not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from headwater.lake.store import Store
+
+
+@dataclass(frozen=True)
+class RawObject:
+    key: str
+    sha256: str
+    size: int
+
+
+def raw_key(source: str, run_id: int, relative_name: str) -> str:
+    safe = "/".join(p for p in relative_name.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+    return f"raw/{source}/run={run_id:08d}/{safe}"
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def land_file(store: Store, source: str, run_id: int, relative_name: str, path: Path, sha256: str) -> RawObject:
+    """Copy one file into the raw zone under a put-once key."""
+    key = raw_key(source, run_id, relative_name)
+    store.put_file_once(key, path, expect_sha256=sha256)
+    return RawObject(key=key, sha256=sha256, size=path.stat().st_size)

@@ -1,0 +1,150 @@
+"""The processed zone: Apache Iceberg tables (pyiceberg, SQL catalog in the state DB).
+
+Engines write Parquet files into the zone; `commit` registers them in one
+Iceberg snapshot, so a table changes all at once or not at all. Every snapshot
+carries `headwater.batch` and `headwater.run` in its summary: a retried batch
+sees it was already committed and skips the work, which makes the transform
+stage idempotent after a crash.
+
+Every row of a headwater table carries `_batch`, the run that landed its
+input; readers ask for the files that may hold a given batch range and filter
+on the column.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, GreaterThan
+from pyiceberg.table import Table
+
+from headwater.errors import LakeError, TransientError
+from headwater.lake.store import Store
+
+NAMESPACE = "lake"
+BATCH_PROP = "headwater.batch"
+RUN_PROP = "headwater.run"
+BATCH_COLUMN = "_batch"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    snapshot_id: int
+    files: int
+    rows: int
+
+
+class Tables:
+    """All processed-zone tables of one project."""
+
+    def __init__(self, catalog: Catalog, store: Store, prefix: str = "processed") -> None:
+        self.catalog = catalog
+        self.store = store
+        self.prefix = prefix
+        self._batches: dict[str, set[int]] = {}
+
+    @classmethod
+    def open(cls, state_url: str, store: Store) -> Tables:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            catalog = SqlCatalog("headwater", uri=state_url, warehouse=store.uri("processed"))
+        catalog.create_namespace_if_not_exists(NAMESPACE)
+        return cls(catalog, store)
+
+    def _id(self, name: str) -> str:
+        return f"{NAMESPACE}.{name}"
+
+    def names(self) -> list[str]:
+        return sorted(ident[-1] for ident in self.catalog.list_tables(NAMESPACE))
+
+    def exists(self, name: str) -> bool:
+        return bool(self.catalog.table_exists(self._id(name)))
+
+    def load(self, name: str) -> Table:
+        try:
+            return self.catalog.load_table(self._id(name))
+        except NoSuchTableError:
+            raise LakeError(f"processed table {name!r} does not exist yet (no run has written it)") from None
+
+    def new_file_key(self, name: str, batch: int, run_id: int) -> str:
+        return f"{self.prefix}/{name}/data/b{batch:08d}-r{run_id:08d}-{uuid.uuid4().hex[:12]}.parquet"
+
+    def committed_batches(self, name: str) -> set[int]:
+        """Batches whose output this table has committed (from snapshot summaries)."""
+        if name in self._batches:
+            return self._batches[name]
+        found: set[int] = set()
+        if self.exists(name):
+            for snap in self.load(name).snapshots():
+                value = snap.summary.additional_properties.get(BATCH_PROP) if snap.summary else None
+                if value is not None:
+                    found.add(int(value))
+        self._batches[name] = found
+        return found
+
+    def data_files(self, name: str, after_batch: int | None = None) -> list[str]:
+        """Files of the current snapshot; with `after_batch`, only those that may hold newer rows."""
+        table = self.load(name)
+        if table.current_snapshot() is None:
+            return []
+        row_filter = AlwaysTrue() if after_batch is None else GreaterThan(BATCH_COLUMN, after_batch)
+        return [task.file.file_path for task in table.scan(row_filter=row_filter).plan_files()]
+
+    def current_snapshot_id(self, name: str) -> int | None:
+        snap = self.load(name).current_snapshot()
+        return None if snap is None else int(snap.snapshot_id)
+
+    def commit(
+        self,
+        name: str,
+        files: list[str],
+        *,
+        mode: Literal["append", "replace"],
+        batch: int,
+        run_id: int,
+    ) -> CommitInfo:
+        """Register Parquet files as one new snapshot: appended, or replacing all rows."""
+        if not files:
+            raise LakeError(f"commit to {name!r} needs at least one data file (it may hold no rows)")
+        props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
+        schema = pq.read_schema(files[0])
+        try:
+            if not self.exists(name):
+                self.catalog.create_table(
+                    self._id(name), schema=schema, location=self.store.uri(f"{self.prefix}/{name}")
+                )
+            table = self.load(name)
+            if self._evolve(table, schema):
+                table = self.load(name)
+            with table.transaction() as txn:
+                if mode == "replace" and table.current_snapshot() is not None:
+                    txn.delete(AlwaysTrue(), snapshot_properties=props)
+                txn.add_files(files, snapshot_properties=props, check_duplicate_files=False)
+        except CommitFailedException as exc:
+            raise TransientError(f"commit to processed table {name!r} conflicted: {exc}") from None
+        self._batches.setdefault(name, set()).add(batch)
+        table = self.load(name)
+        snap = table.current_snapshot()
+        rows = sum(pq.read_metadata(f).num_rows for f in files)
+        return CommitInfo(snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows)
+
+    def _evolve(self, table: Table, schema: Any) -> bool:
+        current = {f.name for f in table.schema().fields}
+        incoming = set(schema.names)
+        if not incoming - current:
+            return False
+        try:
+            with table.update_schema() as update:
+                update.union_by_name(schema)
+        except (ValueError, TypeError) as exc:
+            raise LakeError(
+                f"processed table {table.name()[-1]!r}: schema change refused: {exc}"
+            ) from None
+        return True

@@ -1,0 +1,1 @@
+"""Models: SQL files in DuckDB's dialect, their settings, and the DAG between them."""

@@ -1,0 +1,98 @@
+"""The DuckDB engine: runs model SQL in-process over Parquet files of the lake.
+
+One engine is one in-memory DuckDB connection with a memory limit and a
+spill folder, so a batch larger than memory spills to disk instead of
+failing. Inputs are bound as temporary views over `read_parquet`, outputs
+are written with `COPY ... TO` Parquet; nothing is fetched into Python.
+
+Driver errors are translated here into `ModelError` naming the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from headwater.config import EngineConfig
+from headwater.errors import ModelError
+from headwater.quality.pii import quote_ident
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parquet_list(files: list[str]) -> str:
+    return "[" + ", ".join(sql_string(f) for f in files) + "]"
+
+
+class Engine:
+    """An in-process DuckDB connection tuned for a run."""
+
+    def __init__(self, config: EngineConfig, spill_dir: Path) -> None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "memory_limit": config.memory_limit,
+            "temp_directory": str(spill_dir),
+            "preserve_insertion_order": "false",
+            "autoinstall_known_extensions": "false",
+            "autoload_known_extensions": "false",
+        }
+        if config.threads:
+            settings["threads"] = str(config.threads)
+        self.conn = duckdb.connect(":memory:", config=settings)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def execute(self, sql: str, context: str = "") -> list[tuple[object, ...]]:
+        try:
+            return self.conn.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            where = f"{context}: " if context else ""
+            raise ModelError(f"{where}{type(exc).__name__}: {exc}") from None
+
+    def bind_parquet(
+        self, name: str, files: list[str], where: str | None = None, empty_schema: str | None = None
+    ) -> None:
+        """Make `name` a view over Parquet files (optionally filtered)."""
+        if files:
+            body = f"SELECT * FROM read_parquet({parquet_list(files)}, union_by_name = true)"
+            if where:
+                body += f" WHERE {where}"
+        elif empty_schema is not None:
+            body = f"SELECT * FROM ({empty_schema}) WHERE false"
+        else:
+            raise ModelError(f"{name}: no data files to read and no schema to stand in for them")
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {body}", name)
+
+    def bind_sql(self, name: str, sql: str) -> None:
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {sql}", name)
+
+    def columns(self, sql: str, context: str) -> list[tuple[str, str]]:
+        rows = self.execute(f"DESCRIBE {sql}", context)
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def materialize(self, name: str, sql: str, context: str) -> int:
+        self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}", context)
+        return int(self.execute(f"SELECT count(*) FROM {quote_ident(name)}", context)[0][0])  # type: ignore[call-overload]
+
+    def write_parquet(self, sql: str, path: str, context: str) -> int:
+        """COPY a query to one Parquet file; returns the rows written."""
+        rows = self.execute(
+            f"COPY ({sql}) TO {sql_string(path)} (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)",
+            context,
+        )
+        return sum(int(r[1]) for r in rows)  # type: ignore[call-overload]
+
+    def drop(self, name: str) -> None:
+        """Drop a temporary table or view of this name, if there is one."""
+        kinds = self.execute(
+            "SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = "
+            f"{sql_string(name)} AND temporary UNION ALL "
+            "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = "
+            f"{sql_string(name)} AND temporary"
+        )
+        for (kind,) in kinds:
+            self.execute(f"DROP {kind} {quote_ident(name)}")

@@ -1,0 +1,1 @@
+"""Observing runs: status, freshness, counts (metrics and alerts come later)."""

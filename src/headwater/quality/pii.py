@@ -1,0 +1,158 @@
+"""PII policies, applied in SQL before anything reaches the processed zone.
+
+- `drop`: the column is removed.
+- `hash`: keyed HMAC-SHA256 of the value (normalised first: trimmed, spaces
+  collapsed, lower case, unless `normalize: false`), as 16 hex characters.
+  The same person gets the same key in every file, so returning customers
+  can be counted, but nobody without the secret can recompute it.
+- `mask`: every character but the last `keep_last` replaced by `*`.
+
+The HMAC runs inside DuckDB (two SHA-256 passes over the value), vectorised.
+The key pads live in a temporary table, bound as parameters, never spliced
+into SQL text, so no query or error message can show the secret.
+
+The leak check keeps a bounded sample of the protected values a batch read
+and fails the run if any of them, or the name of a dropped column, shows up
+in a table written downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.config import PiiPolicy
+from headwater.errors import PiiLeak
+
+HASH_HEX_CHARS = 16
+SAMPLE_PER_COLUMN = 100_000
+MIN_VALUE_LENGTH = 4
+KEY_TABLE = "_hw_pii_key"
+VALUES_TABLE = "_hw_pii_values"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def install_key(conn: duckdb.DuckDBPyConnection, secret: str) -> None:
+    """Make `hw_hmac(text)` available on this connection."""
+    key = secret.encode("utf-8")
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key)
+    opad = bytes(b ^ 0x5C for b in key)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {KEY_TABLE} (ipad BLOB, opad BLOB)").fetchall()
+    conn.execute(f"INSERT INTO {KEY_TABLE} VALUES (?, ?)", [ipad, opad]).fetchall()
+    conn.execute(
+        "CREATE OR REPLACE TEMP MACRO hw_hmac(v) AS "
+        f"substr(sha256((SELECT opad FROM {KEY_TABLE}) || unhex(sha256("
+        f"(SELECT ipad FROM {KEY_TABLE}) || encode(v)))), 1, {HASH_HEX_CHARS})"
+    ).fetchall()
+
+
+def hmac_hex(secret: str, value: str) -> str:
+    """The same keyed hash in Python, for tests and one-off lookups."""
+    import hmac
+
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:HASH_HEX_CHARS]
+
+
+def normalise_sql(expr: str) -> str:
+    return f"lower(trim(regexp_replace({expr}, '\\s+', ' ', 'g')))"
+
+
+def policy_sql(column: str, policy: PiiPolicy) -> str | None:
+    """The SQL expression replacing a protected column, or None to drop it."""
+    col = quote_ident(column)
+    if policy.policy == "drop":
+        return None
+    if policy.policy == "hash":
+        value = normalise_sql(col) if policy.normalize else col
+        return f"CASE WHEN nullif(trim({col}), '') IS NULL THEN NULL ELSE hw_hmac({value}) END"
+    keep = policy.keep_last
+    tail = f"right({col}, {keep})" if keep else "''"
+    return f"repeat('*', greatest(length({col}) - {keep}, 0)) || {tail}"
+
+
+def select_list(columns: list[str], policies: Mapping[str, PiiPolicy]) -> list[str]:
+    """Projection of the source columns with every policy applied."""
+    out = []
+    for column in columns:
+        policy = policies.get(column)
+        if policy is None:
+            out.append(quote_ident(column))
+            continue
+        expr = policy_sql(column, policy)
+        if expr is not None:
+            out.append(f"{expr} AS {quote_ident(column)}")
+    return out
+
+
+class LeakSample:
+    """A bounded sample of the protected values seen, for the downstream leak check."""
+
+    def __init__(self, policies: Mapping[str, PiiPolicy]) -> None:
+        self.policies = dict(policies)
+        self._values: dict[str, list[pa.Array]] = {c: [] for c in policies}
+        self._count: dict[str, int] = dict.fromkeys(policies, 0)
+
+    def add(self, rows: pa.Table) -> None:
+        for column in self.policies:
+            if column not in rows.column_names or self._count[column] >= SAMPLE_PER_COLUMN:
+                continue
+            values = pc.unique(rows.column(column)).drop_null()
+            values = values.filter(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), MIN_VALUE_LENGTH))
+            values = values.slice(0, SAMPLE_PER_COLUMN - self._count[column])
+            self._values[column].append(values)
+            self._count[column] += len(values)
+
+    def dropped(self) -> set[str]:
+        return {c for c, p in self.policies.items() if p.policy == "drop"}
+
+    def register(self, conn: duckdb.DuckDBPyConnection) -> int:
+        """Add the sample to this connection's protected values; returns its size."""
+        arrays = [a for chunks in self._values.values() for a in chunks]
+        values = pa.concat_arrays([a.cast(pa.string()) for a in arrays]) if arrays else pa.array([], pa.string())
+        conn.register("_hw_pii_sample", pa.table({"v": values}))
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {VALUES_TABLE} (v VARCHAR)").fetchall()
+        conn.execute(f"INSERT INTO {VALUES_TABLE} SELECT DISTINCT trim(v) FROM _hw_pii_sample").fetchall()
+        conn.unregister("_hw_pii_sample")
+        return len(values)
+
+
+def reset_sample(conn: duckdb.DuckDBPyConnection) -> None:
+    """Forget the protected values of the previous batch."""
+    conn.execute(f"DROP TABLE IF EXISTS {VALUES_TABLE}").fetchall()
+
+
+def check_leaks(conn: duckdb.DuckDBPyConnection, table_sql: str, table_name: str, dropped: set[str]) -> None:
+    """Fail if a dropped column name or a sampled protected value appears in `table_sql`."""
+    columns = conn.execute(f"DESCRIBE SELECT * FROM {table_sql}").fetchall()
+    names = {c[0] for c in columns}
+    leaked_names = sorted(names & dropped)
+    if leaked_names:
+        raise PiiLeak(
+            f"table {table_name!r} has column(s) {leaked_names}, which a PII policy drops at the source"
+        )
+    text_columns = [c[0] for c in columns if str(c[1]).upper() == "VARCHAR"]
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [VALUES_TABLE]
+    ).fetchall()[0][0]
+    if not exists or not text_columns:
+        return
+    for column in text_columns:
+        hit = conn.execute(
+            f"SELECT count(*) FROM {table_sql} t SEMI JOIN {VALUES_TABLE} p "
+            f"ON trim(t.{quote_ident(column)}) = p.v"
+        ).fetchall()[0][0]
+        if hit:
+            raise PiiLeak(
+                f"table {table_name!r}, column {column!r}: {hit} value(s) equal a protected source "
+                "value (a name or card number the PII policy should have removed)"
+            )

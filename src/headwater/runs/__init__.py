@@ -1,0 +1,1 @@
+"""Runs: one pass down extract -> stage -> transform -> check -> load -> record."""

@@ -1,0 +1,167 @@
+"""One run: lock, record, extract, then stage and transform each pending batch, load, record.
+
+`plan()` validates everything a run needs (project file, model files, the
+DAG, source folders, the PII secret) without touching any data: a
+`ConfigError` from it means nothing was written anywhere.
+
+Batches are processed oldest first. A batch is the set of files one run
+landed; a batch left pending by a crashed or failed run is finished by the
+next run before newer ones, so models see their input in arrival order.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+
+from headwater.errors import ConfigError, HeadwaterError
+from headwater.lake.quarantine import QuarantineZone
+from headwater.lake.store import open_store
+from headwater.lake.tables import Tables
+from headwater.models.dag import Dag, build_dag
+from headwater.models.engine import Engine
+from headwater.models.spec import load_models
+from headwater.project import Project
+from headwater.quality import pii
+from headwater.runs.context import RunContext
+from headwater.runs.extract import extract
+from headwater.runs.load import load
+from headwater.runs.lock import RunLock
+from headwater.runs.progress import Progress, Silent
+from headwater.runs.stage import stage_batch
+from headwater.runs.summary import RunSummary, SourceSummary
+from headwater.runs.transform import transform_batch
+from headwater.sources import Source, open_source
+from headwater.state import ledger
+from headwater.state.db import StateDB, utcnow
+from headwater.state.runs import abandon_stale_runs, finish_run, start_run
+
+log = logging.getLogger("headwater.run")
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: Project
+    dag: Dag
+    sources: dict[str, Source]
+
+
+def plan(project: Project) -> Plan:
+    """Everything a run will do, validated; raises ConfigError, touches nothing."""
+    config = project.config
+    models = load_models(project.models_dir, config.models)
+    dag = build_dag(set(config.sources), models)
+    sources = {name: open_source(name, cfg, project.root) for name, cfg in config.sources.items()}
+    for name, cfg in config.sources.items():
+        folder = project.path(cfg.path)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{project.file}: sources.{name}.path: folder {folder} does not exist "
+                f"(got {cfg.path!r}; expected a folder of files to load)"
+            )
+    if not models:
+        raise ConfigError(f"{project.models_dir}: no models (*.sql files) found")
+    return Plan(project=project, dag=dag, sources=sources)
+
+
+def run(project: Project, *, trigger: str = "manual", progress: Progress | None = None) -> RunSummary:
+    """Run the project once. Config errors raise before anything is touched."""
+    the_plan = plan(project)
+    progress = progress or Silent()
+    with RunLock(project.home / "run.lock"):
+        db = StateDB.open(project.state_url)
+        try:
+            recovered = abandon_stale_runs(db)
+            run_id = start_run(db, trigger)
+            summary = RunSummary(run_id=run_id, project=project.config.name, started_at=utcnow())
+            summary.recovered_runs = recovered
+            error: str | None = None
+            try:
+                ok = _run(the_plan, db, run_id, progress, summary)
+                summary.status = "success" if ok else "failed"
+                if not ok:
+                    error = _first_error(summary)
+            except HeadwaterError as exc:
+                summary.status, error = "failed", str(exc)
+            except Exception as exc:  # a bug: record it, then let it surface
+                summary.status, error = "failed", f"internal error: {exc!r}"
+                summary.error = error
+                summary.finished_at = utcnow()
+                finish_run(db, run_id, "failed", summary.to_json(), traceback.format_exc())
+                raise
+            summary.error = error
+            summary.finished_at = utcnow()
+            finish_run(db, run_id, summary.status, summary.to_json(), error)
+            return summary
+        finally:
+            db.dispose()
+
+
+def _first_error(summary: RunSummary) -> str:
+    for name, model in summary.models.items():
+        if model.status == "failed":
+            return f"model {name}: {model.error}"
+    if summary.warehouse.error:
+        return summary.warehouse.error
+    return "run failed"
+
+
+def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: RunSummary) -> bool:
+    project = the_plan.project
+    store = open_store(project.lake_url)
+    tables = Tables.open(project.state_url, store)
+    engine = Engine(project.config.engine, project.tmp_dir / f"run-{run_id}")
+    secret = project.config.pii.secret
+    if secret is not None:
+        pii.install_key(engine.conn, secret.get_secret_value())
+    ctx = RunContext(
+        project=project,
+        db=db,
+        store=store,
+        tables=tables,
+        quarantine=QuarantineZone(store),
+        engine=engine,
+        sources=the_plan.sources,
+        dag=the_plan.dag,
+        run_id=run_id,
+        progress=progress,
+        summary=summary,
+        leak_samples={},
+    )
+    for name in the_plan.sources:
+        summary.sources.setdefault(name, SourceSummary())
+    try:
+        extract(ctx)
+        ok = True
+        pending = ledger.pending(db)
+        for batch in sorted({e.batch for e in pending}):
+            summary.batches.append(batch)
+            pii.reset_sample(engine.conn)
+            for name in the_plan.sources:
+                entries = [e for e in pending if e.batch == batch and e.source == name]
+                if entries and any(e.status == ledger.LANDED for e in entries):
+                    stage_batch(ctx, name, batch, entries)
+            if not transform_batch(ctx, batch):
+                ok = False
+                break
+            ctx.leak_samples.pop(batch, None)
+        _attribute_quarantine(ctx)
+        loaded = load(ctx)
+        return ok and loaded
+    finally:
+        engine.close()
+
+
+def _attribute_quarantine(ctx: RunContext) -> None:
+    """Count model-level quarantines against the source each row came from."""
+    for name, model in ctx.summary.models.items():
+        if not model.rows_quarantined:
+            continue
+        sources = ctx.dag.sources_of(name)
+        if len(sources) != 1:
+            continue
+        source = ctx.summary.sources[next(iter(sources))]
+        for check in model.checks:
+            if check["severity"] == "quarantine":
+                source.add_quarantine(str(check["name"]), int(check["failed"]))

@@ -1,0 +1,249 @@
+"""Transform and check: run every model over one batch, in DAG order.
+
+What a model reads depends on its materialisation:
+- `table` reads the full current state of its inputs and replaces its table;
+- `incremental` reads only the batch's rows of sources and incremental
+  models (rows whose `_batch` is the batch), plus the full state of `table`
+  models, and appends to or merges into its table;
+- `view` is computed for the model that reads it, once per batch and mode,
+  and never stored.
+
+Every row a model writes gets `_batch`. Checks run before the commit;
+quarantined rows go to the quarantine zone, an `error` check or a PII leak
+keeps the model (and what reads it) from being committed. A model whose
+table already has a snapshot for this batch was committed by a run that
+crashed later, and is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from headwater.errors import HeadwaterError, TerminalError
+from headwater.lake.tables import BATCH_COLUMN
+from headwater.models.engine import parquet_list, sql_string
+from headwater.models.spec import Model
+from headwater.quality import pii
+from headwater.quality.checks import CheckResult, compile_check, evaluate
+from headwater.runs.context import RunContext
+from headwater.runs.faults import checkpoint
+from headwater.runs.summary import ModelSummary
+from headwater.state import ledger
+
+DELTA, FULL = "delta", "full"
+LINEAGE = ("_batch", "_file", "_file_hash", "_line")
+
+
+class CheckError(TerminalError):
+    pass
+
+
+@dataclass
+class _BatchState:
+    batch: int
+    views: dict[tuple[str, str], str] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+
+
+def _summary(ctx: RunContext, model: Model) -> ModelSummary:
+    return ctx.summary.models.setdefault(
+        model.name, ModelSummary(materialized=model.config.materialized)
+    )
+
+
+def transform_batch(ctx: RunContext, batch: int) -> bool:
+    """Run all models for one batch. True when every model committed (or was already)."""
+    state = _BatchState(batch)
+    dag = ctx.dag
+    committed_any = False
+    with ctx.progress.task(f"models (batch {batch})", len(dag.order)) as task:
+        for name in dag.order:
+            model = dag.models[name]
+            summary = _summary(ctx, model)
+            task.advance()
+            blocked = sorted(r for r in model.refs if r in state.failed)
+            if blocked:
+                state.failed.add(name)
+                summary.status = "skipped"
+                summary.error = f"not run: {', '.join(blocked)} failed"
+                continue
+            if model.config.materialized == "view":
+                continue
+            if batch in ctx.tables.committed_batches(name):
+                summary.status = "already_committed" if summary.status == "pending" else summary.status
+                continue
+            started = time.perf_counter()
+            try:
+                _run_model(ctx, state, model)
+            except HeadwaterError as exc:
+                state.failed.add(name)
+                summary.status = "failed"
+                summary.error = str(exc)
+            else:
+                summary.status = "committed"
+                summary.batches.append(batch)
+                if not committed_any:
+                    committed_any = True
+                    checkpoint("transform.after_first_model")
+            finally:
+                summary.seconds += time.perf_counter() - started
+    _drop_views(ctx, state)
+    if state.failed:
+        return False
+    checkpoint("transform.before_batch_done")
+    ledger.set_batch_status(ctx.db, batch, ledger.DONE)
+    return True
+
+
+def _drop_views(ctx: RunContext, state: _BatchState) -> None:
+    for table in state.views.values():
+        ctx.engine.drop(table)
+
+
+def _bind(ctx: RunContext, state: _BatchState, ref: str, mode: str) -> None:
+    """Make `ref` readable by name on the engine, as the batch's rows or in full."""
+    dag = ctx.dag
+    if ref in dag.models and dag.models[ref].config.materialized == "view":
+        table = _view(ctx, state, dag.models[ref], mode)
+        ctx.engine.bind_sql(ref, f"SELECT * FROM {pii.quote_ident(table)}")
+        return
+    incremental = ref in dag.sources or dag.models[ref].config.materialized == "incremental"
+    if mode == DELTA and incremental:
+        files = ctx.tables.data_files(ref, after_batch=state.batch - 1)
+        ctx.engine.bind_parquet(ref, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref))
+    else:
+        ctx.engine.bind_parquet(ref, ctx.tables.data_files(ref), empty_schema=_schema_sql(ctx, ref))
+
+
+def _schema_sql(ctx: RunContext, name: str) -> str | None:
+    """A zero-row relation with the table's columns, when no file matches a filter."""
+    table = ctx.tables.load(name)
+    files = [t.file.file_path for t in table.scan().plan_files()]
+    return f"SELECT * FROM read_parquet({parquet_list(files)}, union_by_name = true) LIMIT 0" if files else None
+
+
+def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
+    """Materialise a view for this batch and mode (once), with its checks applied."""
+    key = (model.name, mode)
+    if key in state.views:
+        return state.views[key]
+    for ref in sorted(model.refs):
+        _bind(ctx, state, ref, mode)
+    table = f"__hw_view_{model.name}_{mode}"
+    ctx.engine.materialize(table, model.sql, f"view {model.name}")
+    if model.config.checks:
+        # Quarantine records are written once, when the view is computed over the batch's rows.
+        kept, results = _apply_checks(ctx, state, model, table, record=mode == DELTA)
+        ctx.engine.materialize(table + "_kept", f"SELECT * FROM {kept}", f"view {model.name}")
+        ctx.engine.drop(table)
+        table += "_kept"
+        summary = _summary(ctx, model)
+        if mode == DELTA:
+            summary.checks = [r.__dict__ for r in results]
+            summary.rows_quarantined += sum(r.failed for r in results if r.severity == "quarantine")
+    state.views[key] = table
+    summary = _summary(ctx, model)
+    summary.status = "computed"
+    return table
+
+
+def _apply_checks(
+    ctx: RunContext, state: _BatchState, model: Model, relation: str, record: bool, existing: str | None = None
+) -> tuple[str, list[CheckResult]]:
+    compiled = [c for check in model.config.checks for c in compile_check(check, existing)]
+    columns = ctx.engine.columns(relation, model.name)
+    names = [c for c, _ in columns]
+    public = [c for c in names if not c.startswith("_")]
+    sources = ctx.dag.sources_of(model.name)
+    source = pii.quote_ident(next(iter(sources))) if len(sources) == 1 else None
+    record_json = (
+        "to_json(struct_pack(" + ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public) + "))"
+        if public
+        else "NULL"
+    )
+    select = (
+        f"{state.batch}::BIGINT AS _batch, {ctx.run_id}::BIGINT AS run_id, 'model' AS stage, "
+        f"{sql_string(model.name)} AS name, "
+        f"{sql_string(next(iter(sources))) if source else 'NULL'}::VARCHAR AS source, "
+        f"{'_file' if '_file' in names else 'NULL'}::VARCHAR AS file, "
+        f"{'_line' if '_line' in names else 'NULL'}::BIGINT AS line, "
+        "{rule} AS rule, {reason} AS reason, " + record_json + "::VARCHAR AS record"
+    )
+    target = None
+    if record:
+        ctx.quarantine.reset(model.name, state.batch)
+        target = ctx.quarantine.new_file(model.name, state.batch)
+    evaluation = evaluate(ctx.engine.conn, relation, compiled, target, select, prefix=f"__hw_{model.name}")
+    if evaluation.errors:
+        failed = ", ".join(f"{r.name} ({r.failed} rows)" for r in evaluation.errors)
+        raise CheckError(f"model {model.name!r}: error-severity check failed: {failed}")
+    return evaluation.kept_sql, evaluation.results
+
+
+def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
+    cfg = model.config
+    mode = DELTA if cfg.materialized == "incremental" else FULL
+    for ref in sorted(model.refs):
+        _bind(ctx, state, ref, mode)
+    context = f"model {model.name} ({model.path.name})"
+    columns = [c for c, _ in ctx.engine.columns(f"({model.sql})", context)]
+    body = (
+        f"SELECT * REPLACE ({state.batch}::BIGINT AS _batch) FROM ({model.sql})"
+        if BATCH_COLUMN in columns
+        else f"SELECT *, {state.batch}::BIGINT AS _batch FROM ({model.sql})"
+    )
+    summary = _summary(ctx, model)
+    exists = ctx.tables.exists(model.name)
+    output = body
+    if cfg.checks:
+        out_table = f"__hw_out_{model.name}"
+        ctx.engine.materialize(out_table, body, context)
+        existing = None
+        if cfg.materialized == "incremental" and cfg.strategy == "append" and exists:
+            ctx.engine.bind_parquet("__hw_existing", ctx.tables.data_files(model.name), empty_schema=_schema_sql(ctx, model.name))
+            existing = "__hw_existing"
+        kept, results = _apply_checks(ctx, state, model, out_table, record=True, existing=existing)
+        summary.checks = [r.__dict__ for r in results]
+        summary.rows_quarantined += sum(r.failed for r in results if r.severity == "quarantine")
+        output = f"SELECT * FROM {kept}"
+    path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
+    commit_mode: str = "replace"
+    if cfg.materialized == "incremental" and cfg.strategy == "append":
+        commit_mode = "append"
+        written = ctx.engine.write_parquet(output, path, context)
+        summary.rows_written += written
+    elif cfg.materialized == "incremental":
+        merged = _merge_sql(ctx, model, output, exists)
+        ctx.engine.write_parquet(merged, path, context)
+        summary.rows_written += int(ctx.engine.execute(f"SELECT count(*) FROM ({output})", context)[0][0])  # type: ignore[call-overload]
+    else:
+        summary.rows_written = ctx.engine.write_parquet(output, path, context)
+    samples = ctx.leak_samples.get(state.batch, {})
+    dropped = set().union(*(s.dropped() for s in samples.values())) if samples else set()
+    pii.check_leaks(ctx.engine.conn, f"read_parquet({sql_string(path)})", model.name, dropped)
+    ctx.tables.commit(model.name, [path], mode="append" if commit_mode == "append" else "replace", batch=state.batch, run_id=ctx.run_id)
+    for table in (f"__hw_out_{model.name}",):
+        ctx.engine.drop(table)
+
+
+def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> str:
+    """The table after merging `incoming` on the unique key (incoming wins unless `latest_by`)."""
+    cfg = model.config
+    key = ", ".join(pii.quote_ident(k) for k in cfg.unique_key)
+    order = []
+    if cfg.latest_by:
+        order.append(f"{pii.quote_ident(cfg.latest_by)} DESC NULLS LAST")
+    order.append("__hw_incoming DESC")
+    if exists:
+        ctx.engine.bind_parquet("__hw_current", ctx.tables.data_files(model.name), empty_schema=_schema_sql(ctx, model.name))
+        union = (
+            f"SELECT *, 1 AS __hw_incoming FROM ({incoming}) "
+            "UNION ALL BY NAME SELECT *, 0 AS __hw_incoming FROM __hw_current"
+        )
+    else:
+        union = f"SELECT *, 1 AS __hw_incoming FROM ({incoming})"
+    return (
+        f"SELECT * EXCLUDE (__hw_incoming) FROM ({union}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
+    )

@@ -1,0 +1,78 @@
+"""Read-only SQL over the warehouse, or over the lake's processed zone (`--lake`).
+
+Over the lake, every processed table is a view on its current Iceberg
+snapshot's Parquet files, read in place, and `quarantine` is a view over
+every quarantined row. Results stream as Arrow record batches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
+
+from headwater.errors import ConfigError, HeadwaterError
+from headwater.lake.quarantine import COLUMNS, QuarantineZone
+from headwater.lake.store import open_store
+from headwater.lake.tables import Tables
+from headwater.project import Project
+
+BATCH_ROWS = 10_000
+
+
+class QueryError(HeadwaterError):
+    """The SQL failed (syntax, unknown table, types); the message is DuckDB's."""
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _files(files: list[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+
+
+@contextmanager
+def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection over the warehouse, or over the lake."""
+    if not lake:
+        path = project.warehouse_path
+        if not path.exists():
+            raise ConfigError(f"warehouse {path} does not exist yet: run `headwater run` first")
+        conn = duckdb.connect(str(path), read_only=True)
+    else:
+        conn = duckdb.connect(":memory:")
+        db_file = project.state_url.removeprefix("sqlite:///")
+        if project.state_url.startswith("sqlite:///") and not Path(db_file).exists():
+            raise ConfigError("the lake is empty: run `headwater run` first")
+        store = open_store(project.lake_url)
+        tables = Tables.open(project.state_url, store)
+        for name in tables.names():
+            files = tables.data_files(name)
+            if files:
+                conn.execute(
+                    f"CREATE VIEW {_q(name)} AS SELECT * FROM read_parquet({_files(files)}, union_by_name = true)"
+                ).fetchall()
+        zone = QuarantineZone(store)
+        if zone.has_files():
+            conn.execute(
+                f"CREATE VIEW quarantine AS SELECT * FROM read_parquet('{zone.glob()}', union_by_name = true)"
+            ).fetchall()
+        else:
+            cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in COLUMNS.items())
+            conn.execute(f"CREATE VIEW quarantine AS SELECT {cols} WHERE false").fetchall()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def run_query(conn: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
+    try:
+        return conn.sql(sql).to_arrow_reader(BATCH_ROWS)
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}") from None

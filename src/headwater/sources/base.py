@@ -1,0 +1,72 @@
+"""The seam between sources and the pipeline.
+
+A source does two things and never touches the lake itself:
+- `discover()` lists what is there to extract (for `files`: the files under
+  its folder); the pipeline lands new ones byte-exact in the raw zone;
+- `parse(inputs)` turns landed raw objects into Arrow rows plus rejects,
+  accounting for every line, in parts small enough to keep memory flat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """Something a source found: a file and its name relative to the source folder."""
+
+    name: str
+    path: Path
+    size: int
+    modified_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """A landed raw object, handed back to the source for parsing."""
+
+    name: str
+    sha256: str
+    size: int
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class FileCount:
+    rows_read: int
+    rows_rejected: int
+    header_lines: int
+    blank_lines: int
+
+
+@dataclass
+class ParsedPart:
+    """Rows and rejects of some inputs.
+
+    `rows` holds the source's columns plus `_file` (name), `_file_hash` and
+    `_line` (1-based physical line). `rejects` holds `_file`, `_file_hash`,
+    `_line`, `rule` and `reason`. `counts` is keyed by content hash.
+    """
+
+    rows: pa.Table
+    rejects: pa.Table
+    counts: dict[str, FileCount] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    name: str
+
+    @property
+    def columns(self) -> list[str] | None:
+        """The columns rows will have, when known before parsing."""
+
+    def discover(self) -> list[Discovered]: ...
+
+    def parse(self, inputs: list[RawInput]) -> Iterator[ParsedPart]: ...

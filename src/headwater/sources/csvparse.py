@@ -1,0 +1,413 @@
+"""CSV text to Arrow columns, with the physical line number of every row.
+
+Real drops are damaged: headers added by hand (sometimes several), blank
+lines, CRLF, a byte-order mark, padding, lines with too few fields. Every
+line must end up somewhere: a row, a header, a blank, or a reject with its
+line number and reason. General CSV readers cannot promise that (one stray
+quote swallows the rest of a file), so this module splits lines itself,
+vectorised with numpy over the bytes of many files at once:
+
+1. files are normalised (encoding to UTF-8, BOM removed, final newline added)
+   and concatenated into one buffer;
+2. newline, quote and delimiter positions are found with numpy; a delimiter
+   separates fields when an even number of quotes precede it on its line;
+3. lines with unbalanced quotes or the wrong number of fields are rejected,
+   blank lines and header lines counted;
+4. each column is cut out of the buffer by building an Arrow string array
+   whose offsets point at the field boundaries, then `take`-ing every other
+   element: no Python loop over rows.
+
+A record never spans lines (quoted line breaks are not supported; such a
+line is rejected with "unbalanced quote").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.config import CsvOptions
+
+BOM = b"\xef\xbb\xbf"
+HEADER_SCAN_LINES = 20
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class RawText:
+    """One file's bytes as delivered."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class FileCounts:
+    """What became of every line of one file."""
+
+    lines: int = 0
+    rows: int = 0
+    rejected: int = 0
+    header_lines: int = 0
+    blank_lines: int = 0
+
+
+@dataclass
+class ParsedChunk:
+    """Rows and rejects of several files.
+
+    `rows` has `_fidx` (index into the chunk's files), `_line` (1-based
+    physical line) and one string column per CSV column. `rejects` has
+    `_fidx`, `_line`, `rule` (`field_count`, `unbalanced_quote`, `encoding`)
+    and `reason`.
+    """
+
+    rows: pa.Table
+    rejects: pa.Table
+    counts: list[FileCounts]
+    columns: list[str]
+
+
+def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
+    """Bytes as UTF-8 without BOM and with a final newline, or an error message."""
+    enc = encoding.lower().replace("_", "-")
+    if enc in ("utf-8", "utf8", "utf-8-sig"):
+        data = data.removeprefix(BOM)
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return b"", f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+    else:
+        try:
+            data = data.decode(encoding).encode("utf-8").removeprefix(BOM)
+        except UnicodeDecodeError as exc:
+            return b"", f"not valid {encoding}: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    return data, None
+
+
+def header_names(fields: list[str]) -> list[str]:
+    """Column names from header fields: lower case, non-alphanumerics to `_`."""
+    names: list[str] = []
+    for i, field in enumerate(fields):
+        name = re.sub(r"[^0-9a-z]+", "_", field.strip().strip('"').lower()).strip("_")
+        if not name or name[0].isdigit():
+            name = f"column_{i + 1}"
+        while name in names:
+            name += "_"
+        names.append(name)
+    return names
+
+
+def _strings(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
+    """`data[s:e]` for each sorted, disjoint (s, e), as one Arrow string array.
+
+    The offsets interleave starts and ends, so the array alternates wanted
+    spans and the gaps between them; `take` keeps the wanted ones.
+    """
+    n = len(starts)
+    if n == 0:
+        return pa.array([], pa.string())
+    offsets = np.empty(2 * n, dtype=np.int32)
+    offsets[0::2] = starts
+    offsets[1::2] = ends
+    spans = pa.StringArray.from_buffers(2 * n - 1, pa.py_buffer(offsets), data)
+    return spans.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
+
+
+class _Lines:
+    """Line geometry of one buffer: starts, ends (without CR/LF), file and number of each line."""
+
+    def __init__(self, buf: npt.NDArray[np.uint8], newlines: IntArray, file_starts: IntArray) -> None:
+        self.starts = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)[: len(newlines)]
+        has_cr = np.zeros(len(newlines), dtype=bool)
+        nonempty = newlines > self.starts
+        has_cr[nonempty] = buf[newlines[nonempty] - 1] == 13
+        self.ends = newlines - has_cr
+        self.file = (np.searchsorted(file_starts, self.starts, side="right") - 1).astype(np.int32)
+        first_line = np.searchsorted(self.starts, file_starts)
+        self.number = np.arange(len(self.starts), dtype=np.int64) - first_line[self.file] + 1
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+@dataclass
+class _Geometry:
+    fields: IntArray  # fields per line
+    quotes: IntArray  # quote characters per line
+    dpos: IntArray  # separating delimiter positions, sorted
+    dline: IntArray  # line of each separating delimiter
+    qpos: IntArray  # quote positions, sorted
+
+    def quotes_between(self, left: IntArray, right: IntArray) -> IntArray:
+        return np.searchsorted(self.qpos, right) - np.searchsorted(self.qpos, left)
+
+
+def _scan(
+    buf: npt.NDArray[np.uint8], file_starts: IntArray, delim: int, quote: int
+) -> tuple[_Lines, _Geometry]:
+    """Lines and field boundaries from one pass over the bytes.
+
+    Newlines, delimiters and quotes are found together ("events"); running
+    counts over the events give each delimiter its line and the number of
+    quotes before it on that line. A delimiter separates fields when that
+    number is even. Everything is linear in the number of events.
+    """
+    events = np.flatnonzero((buf == 10) | (buf == delim) | (buf == quote))
+    kind = buf[events]
+    is_nl, is_delim, is_quote = kind == 10, kind == delim, kind == quote
+    nl_before = np.cumsum(is_nl, dtype=np.int64) - is_nl  # line index of each event
+    quotes_upto = np.cumsum(is_quote, dtype=np.int64)  # quotes at or before each event
+    newline_events = np.flatnonzero(is_nl)
+    lines = _Lines(buf, events[newline_events].astype(np.int64), file_starts)
+    quotes_at_eol = quotes_upto[newline_events]
+    quotes_before_line = np.concatenate(([0], quotes_at_eol[:-1]))
+    quotes = quotes_at_eol - quotes_before_line
+    dline = nl_before[is_delim]
+    separating = ((quotes_upto[is_delim] - quotes_before_line[dline]) & 1) == 0
+    dpos = events[is_delim][separating].astype(np.int64)
+    dline = dline[separating]
+    fields = np.bincount(dline, minlength=len(lines)).astype(np.int64) + 1
+    qpos = events[is_quote].astype(np.int64)
+    return lines, _Geometry(fields, quotes, dpos, dline, qpos)
+
+
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[9, 32]] = True
+
+
+def _cut_column(
+    raw: pa.Buffer,
+    buf: npt.NDArray[np.uint8],
+    geo: _Geometry,
+    left: IntArray,
+    right: IntArray,
+    options: CsvOptions,
+) -> pa.Array:
+    """One column: quoted fields unquoted, padding trimmed, straight from the bytes."""
+    quote = ord(options.quote)
+    nonempty = right > left
+    first = np.where(nonempty, buf[np.minimum(left, len(buf) - 1)], 0)
+    last = np.where(nonempty, buf[np.maximum(right - 1, 0)], 0)
+    lead_space = nonempty & _SPACE[first]
+    if lead_space.any():  # `  "x"` or `  x`: move left past the padding
+        sel = np.flatnonzero(lead_space)
+        text = _strings(raw, left[sel], right[sel])
+        stripped = pc.utf8_ltrim(text, characters=" \t")
+        pad = pc.subtract(pc.binary_length(text), pc.binary_length(stripped))
+        left[sel] += np.asarray(pad.to_numpy(zero_copy_only=False), dtype=np.int64)
+        nonempty = right > left
+        first = np.where(nonempty, buf[np.minimum(left, len(buf) - 1)], 0)
+    quoted = nonempty & (first == quote)
+    if quoted.any():
+        quoted[quoted] = geo.quotes_between(left[quoted], right[quoted]) >= 2
+    lo, hi = left.copy(), right.copy()
+    doubled = np.zeros(len(left), dtype=bool)
+    if quoted.any():
+        q = np.flatnonzero(quoted)
+        # The closing quote is the last quote in the field; padding may follow it.
+        count = geo.quotes_between(left[q], right[q])
+        lo[q] = left[q] + 1
+        hi[q] = geo.qpos[np.searchsorted(geo.qpos, right[q]) - 1]
+        doubled[q] = count > 2
+    column = _strings(raw, lo, hi)
+    if doubled.any():
+        column = pc.if_else(
+            pa.array(doubled), pc.replace_substring(column, options.quote * 2, options.quote), column
+        )
+    if options.trim:
+        pad = (nonempty & _SPACE[last]) | lead_space | (quoted & (hi < right))
+        if quoted.any():
+            inner_first = buf[np.minimum(lo, len(buf) - 1)]
+            inner_last = buf[np.maximum(hi - 1, 0)]
+            pad |= quoted & (hi > lo) & (_SPACE[inner_first] | _SPACE[inner_last])
+        if pad.any():
+            column = pc.if_else(pa.array(pad), pc.utf8_trim_whitespace(column), column)
+    return column
+
+
+def parse_chunk(files: list[RawText], options: CsvOptions, columns: list[str]) -> ParsedChunk:
+    """Split the files into rows of `len(columns)` fields, accounting for every line."""
+    ncols = len(columns)
+    counts = [FileCounts() for _ in files]
+    undecodable: list[tuple[int, int, str]] = []
+    parts: list[bytes] = []
+    file_starts: list[int] = []
+    offset = 0
+    for i, f in enumerate(files):
+        data, error = normalise(f.data, options.encoding)
+        if error is not None:
+            nlines = f.data.count(b"\n") + (0 if f.data.endswith(b"\n") or not f.data else 1)
+            counts[i].lines = counts[i].rejected = nlines
+            undecodable.extend((i, n, f"file is {error}") for n in range(1, nlines + 1))
+            data = b""
+        file_starts.append(offset)
+        parts.append(data)
+        offset += len(data)
+    raw = pa.py_buffer(b"".join(parts))
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    lines, geo = _scan(
+        buf, np.asarray(file_starts, dtype=np.int64), ord(options.delimiter), ord(options.quote)
+    )
+    fields, quotes = geo.fields, geo.quotes
+    odd = (quotes & 1).astype(bool)
+    blank = _blank_lines(raw, lines, fields, quotes)
+    header = _header_lines(options, raw, lines, blank)
+    good = (fields == ncols) & ~odd & ~blank & ~header
+    rejected = ~good & ~blank & ~header
+
+    nfiles = len(files)
+    tallies = {
+        "lines": np.ones(len(lines), dtype=bool),
+        "rows": good,
+        "rejected": rejected,
+        "header_lines": header,
+        "blank_lines": blank,
+    }
+    for attr, mask in tallies.items():
+        tally = np.bincount(lines.file[mask], minlength=nfiles)
+        for i in range(nfiles):
+            setattr(counts[i], attr, getattr(counts[i], attr) + int(tally[i]))
+
+    good_idx = np.flatnonzero(good)
+    bounds = geo.dpos[good[geo.dline]].reshape(len(good_idx), ncols - 1)
+    left = np.empty((len(good_idx), ncols), dtype=np.int64)
+    right = np.empty((len(good_idx), ncols), dtype=np.int64)
+    left[:, 0] = lines.starts[good_idx]
+    right[:, ncols - 1] = lines.ends[good_idx]
+    left[:, 1:] = bounds + 1
+    right[:, :-1] = bounds
+    rows = pa.table(
+        [
+            pa.array(lines.file[good_idx], pa.int32()),
+            pa.array(lines.number[good_idx], pa.int64()),
+            *(
+                _cut_column(raw, buf, geo, left[:, j].copy(), right[:, j].copy(), options)
+                for j in range(ncols)
+            ),
+        ],
+        names=["_fidx", "_line", *columns],
+    )
+
+    rej = np.flatnonzero(rejected)
+    rules = np.where(odd[rej], "unbalanced_quote", "field_count").astype(object)
+    reasons = np.where(
+        odd[rej],
+        "unbalanced quote: a quoted field is not closed on its line",
+        np.char.add(f"expected {ncols} fields, found ", fields[rej].astype(str)),
+    ).astype(object)
+    rejects = pa.table(
+        {
+            "_fidx": pa.array(
+                np.concatenate([lines.file[rej], np.array([u[0] for u in undecodable], np.int32)]),
+                pa.int32(),
+            ),
+            "_line": pa.array(
+                np.concatenate([lines.number[rej], np.array([u[1] for u in undecodable], np.int64)]),
+                pa.int64(),
+            ),
+            "rule": pa.array([*rules, *("encoding" for _ in undecodable)], pa.string()),
+            "reason": pa.array([*reasons, *(u[2] for u in undecodable)], pa.string()),
+        }
+    )
+    return ParsedChunk(rows=rows, rejects=rejects, counts=counts, columns=columns)
+
+
+def _group_rank(groups: npt.NDArray[np.int32]) -> IntArray:
+    """0, 1, 2... within each run of equal, contiguous group ids."""
+    n = len(groups)
+    first = np.r_[True, groups[1:] != groups[:-1]] if n else np.zeros(0, dtype=bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+    return np.arange(n, dtype=np.int64) - start
+
+
+def _mask(values: pa.Array) -> npt.NDArray[np.bool_]:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _blank_lines(
+    raw: pa.Buffer, lines: _Lines, fields: IntArray, quotes: IntArray
+) -> npt.NDArray[np.bool_]:
+    """Lines that are empty or hold only spaces and tabs."""
+    blank = lines.ends == lines.starts
+    cand = np.flatnonzero((fields == 1) & (quotes == 0) & ~blank)
+    if len(cand):
+        text = _strings(raw, lines.starts[cand], lines.ends[cand])
+        blank[cand] = _mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+    return blank
+
+
+def _header_lines(
+    options: CsvOptions, raw: pa.Buffer, lines: _Lines, blank: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Which lines are headers.
+
+    `header: true`: the first non-blank line of each file. `header: false`:
+    none. `header: auto`: the leading non-blank lines of a file that hold no
+    digit, when a later line does (looking at the first 20 non-blank lines),
+    and any later line identical to one of them (a repeated header).
+    """
+    header = np.zeros(len(lines), dtype=bool)
+    idx = np.flatnonzero(~blank)
+    if options.header is False or len(idx) == 0:
+        return header
+    rank = _group_rank(lines.file[idx])
+    if options.header is True:
+        header[idx[rank == 0]] = True
+        return header
+    cand = idx[rank < HEADER_SCAN_LINES]
+    cand_text = _strings(raw, lines.starts[cand], lines.ends[cand])
+    has_digit = _mask(pc.match_substring_regex(cand_text, "[0-9]"))
+    # Leading run without digits: nothing with a digit up to and including the line.
+    cand_file = lines.file[cand]
+    seen = np.cumsum(has_digit)
+    first = np.r_[True, cand_file[1:] != cand_file[:-1]]
+    before_group = np.maximum.accumulate(np.where(first, np.arange(len(cand)), 0))
+    seen_in_file = seen - (seen[before_group] - has_digit[before_group])
+    leading = seen_in_file == 0
+    files_with_data = np.unique(cand_file[has_digit])
+    header[cand[leading & np.isin(cand_file, files_with_data)]] = True
+    if header.any():
+        texts = _strings(raw, lines.starts[header], lines.ends[header])
+        length = lines.ends - lines.starts
+        rest = np.flatnonzero(~blank & ~header & np.isin(length, np.unique(length[header])))
+        if len(rest):
+            same = pc.is_in(_strings(raw, lines.starts[rest], lines.ends[rest]), value_set=texts)
+            header[rest[_mask(same)]] = True
+    return header
+
+
+def detect_columns(first: RawText, options: CsvOptions) -> list[str] | None:
+    """Column names from a file's first non-blank line, if the file has one."""
+    data, error = normalise(first.data, options.encoding)
+    if error is not None:
+        return None
+    for line in data.decode("utf-8").splitlines():
+        if line.strip():
+            return header_names(_split_line(line, options.delimiter, options.quote))
+    return None
+
+
+def _split_line(line: str, delimiter: str, quote: str) -> list[str]:
+    """Split one header line by the same rule as data lines (header lines only)."""
+    out: list[str] = []
+    current: list[str] = []
+    inside = False
+    for ch in line:
+        if ch == quote:
+            inside = not inside
+        if ch == delimiter and not inside:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    out.append("".join(current))
+    return out

@@ -1,0 +1,148 @@
+"""The file ledger: every file landed in the raw zone, by source and content hash.
+
+A file's identity is its content hash, so the same bytes under a new name are
+recognised and not loaded twice. A file moves through three statuses:
+`landed` (in the raw zone), `staged` (parsed into its source table) and
+`done` (every model has processed its batch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from headwater.state.db import StateDB, files, utcnow
+
+LANDED, STAGED, DONE = "landed", "staged", "done"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    source: str
+    content_hash: str
+    name: str
+    size: int
+    raw_key: str
+    batch: int
+    status: str
+    modified_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class FileStats:
+    rows_read: int
+    rows_quarantined: int
+    header_lines: int
+    blank_lines: int
+
+
+def known_hashes(db: StateDB, source: str) -> dict[str, str]:
+    """Content hash -> the name the file had when it was first landed."""
+    with db.engine.connect() as conn:
+        query = sa.select(files.c.content_hash, files.c.name).where(files.c.source == source)
+        return {r[0]: r[1] for r in conn.execute(query)}
+
+
+def record_landed(db: StateDB, entries: Iterable[LedgerEntry]) -> None:
+    rows = [
+        {
+            "source": e.source,
+            "content_hash": e.content_hash,
+            "name": e.name,
+            "size": e.size,
+            "modified_at": e.modified_at,
+            "raw_key": e.raw_key,
+            "batch": e.batch,
+            "status": LANDED,
+            "landed_at": utcnow(),
+        }
+        for e in entries
+    ]
+    if rows:
+        with db.engine.begin() as conn:
+            conn.execute(files.insert(), rows)
+
+
+def pending(db: StateDB, source: str | None = None) -> list[LedgerEntry]:
+    """Files not yet done, oldest batch first."""
+    query = sa.select(files).where(files.c.status != DONE)
+    if source is not None:
+        query = query.where(files.c.source == source)
+    with db.engine.connect() as conn:
+        rows = conn.execute(query.order_by(files.c.batch, files.c.file_id)).all()
+    return [
+        LedgerEntry(
+            r.source, r.content_hash, r.name, r.size, r.raw_key, r.batch, r.status, r.modified_at
+        )
+        for r in rows
+    ]
+
+
+def set_status(
+    db: StateDB, source: str, hashes: Iterable[str], status: str, stats: dict[str, FileStats] | None = None
+) -> None:
+    hashes = list(hashes)
+    with db.engine.begin() as conn:
+        if stats:
+            for h in hashes:
+                s = stats.get(h)
+                values: dict[str, object] = {"status": status}
+                if s is not None:
+                    values |= {
+                        "rows_read": s.rows_read,
+                        "rows_quarantined": s.rows_quarantined,
+                        "header_lines": s.header_lines,
+                        "blank_lines": s.blank_lines,
+                    }
+                conn.execute(
+                    files.update()
+                    .where(files.c.source == source, files.c.content_hash == h)
+                    .values(**values)
+                )
+        elif hashes:
+            conn.execute(
+                files.update()
+                .where(files.c.source == source, files.c.content_hash.in_(hashes))
+                .values(status=status)
+            )
+
+
+def set_batch_status(db: StateDB, batch: int, status: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(files.update().where(files.c.batch == batch).values(status=status))
+
+
+def file_stats(db: StateDB, source: str, batch: int | None = None) -> list[dict[str, object]]:
+    query = sa.select(files).where(files.c.source == source)
+    if batch is not None:
+        query = query.where(files.c.batch == batch)
+    with db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query.order_by(files.c.file_id))]
+
+
+def freshness(db: StateDB) -> dict[str, dict[str, object]]:
+    """Per source: files landed, the latest landing time and the newest file."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                files.c.source,
+                sa.func.count(),
+                sa.func.max(files.c.landed_at),
+                sa.func.max(files.c.modified_at),
+                sa.func.sum(files.c.rows_read),
+                sa.func.sum(files.c.rows_quarantined),
+            ).group_by(files.c.source)
+        ).all()
+    return {
+        r[0]: {
+            "files": r[1],
+            "last_landed_at": r[2],
+            "newest_file_modified_at": r[3],
+            "rows_read": r[4],
+            "rows_quarantined": r[5],
+        }
+        for r in rows
+    }

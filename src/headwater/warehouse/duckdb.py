@@ -1,0 +1,172 @@
+"""The DuckDB warehouse: a database file under the project by default.
+
+A load is one transaction. For each table the new rows are staged from lake
+Parquet (`_`-prefixed lineage columns left out), deduplicated on the key,
+then merged: rows with a staged key are deleted and the staged rows
+inserted. The load watermark of every table is written in the same
+transaction, so a crash leaves the warehouse and its watermarks unchanged,
+and a rerun loads exactly what is missing. New columns are added; a type
+change that is not a widening stops the load, naming table, column and types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from headwater.errors import WarehouseError
+from headwater.warehouse.base import LoadItem, LoadResult, Watermark
+
+LOADS = "_headwater_loads"
+WIDENINGS = {
+    ("TINYINT", "SMALLINT"),
+    ("TINYINT", "INTEGER"),
+    ("TINYINT", "BIGINT"),
+    ("SMALLINT", "INTEGER"),
+    ("SMALLINT", "BIGINT"),
+    ("INTEGER", "BIGINT"),
+    ("FLOAT", "DOUBLE"),
+    ("DATE", "TIMESTAMP"),
+}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _s(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _widens(old: str, new: str) -> bool:
+    if old == new or (old, new) in WIDENINGS:
+        return True
+    if old.startswith("DECIMAL") and new.startswith("DECIMAL"):
+        op, os_ = (int(x) for x in old[8:-1].split(","))
+        np_, ns = (int(x) for x in new[8:-1].split(","))
+        return ns >= os_ and np_ - ns >= op - os_
+    return False
+
+
+class DuckDBWarehouse:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"warehouse {self.path}: cannot open: {exc}") from None
+
+    def tables(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        conn = self._connect(read_only=True)
+        try:
+            rows = conn.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                f"AND table_name <> {_s(LOADS)} ORDER BY 1"
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+        finally:
+            conn.close()
+
+    def watermarks(self) -> dict[str, Watermark]:
+        if not self.path.exists():
+            return {}
+        conn = self._connect(read_only=True)
+        try:
+            exists = conn.execute(
+                f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_s(LOADS)}"
+            ).fetchall()[0][0]
+            if not exists:
+                return {}
+            rows = conn.execute(f"SELECT table_name, max_batch, snapshot_id FROM {LOADS}").fetchall()
+            return {str(r[0]): Watermark(r[1], r[2]) for r in rows}
+        finally:
+            conn.close()
+
+    def load(self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]) -> list[LoadResult]:
+        conn = self._connect()
+        results: list[LoadResult] = []
+        try:
+            conn.execute("BEGIN TRANSACTION").fetchall()
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {LOADS} (table_name VARCHAR PRIMARY KEY, "
+                "max_batch BIGINT, snapshot_id BIGINT, run_id BIGINT, loaded_at TIMESTAMP)"
+            ).fetchall()
+            for item in items:
+                results.append(self._load_one(conn, item))
+                conn.execute(
+                    f"INSERT OR REPLACE INTO {LOADS} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                    [item.table, item.max_batch, item.snapshot_id, run_id],
+                ).fetchall()
+            before_commit()
+            conn.execute("COMMIT").fetchall()
+        except duckdb.Error as exc:
+            conn.execute("ROLLBACK").fetchall()
+            raise WarehouseError(f"warehouse {self.path}: load rolled back: {exc}") from None
+        except BaseException:
+            conn.execute("ROLLBACK").fetchall()
+            raise
+        finally:
+            conn.close()
+        return results
+
+    def _load_one(self, conn: duckdb.DuckDBPyConnection, item: LoadItem) -> LoadResult:
+        files = "[" + ", ".join(_s(f) for f in item.files) + "]"
+        source = f"read_parquet({files}, union_by_name = true)"
+        described = conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        columns = [(str(r[0]), str(r[1])) for r in described if not str(r[0]).startswith("_")]
+        names = ", ".join(_q(c) for c, _ in columns)
+        where = "" if item.after_batch is None else f" WHERE _batch > {item.after_batch}"
+        stage = f"__hw_stage_{item.table}"
+        dedup = ""
+        if item.unique_key and item.mode != "replace":
+            key = ", ".join(_q(k) for k in item.unique_key)
+            dedup = f" QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _batch DESC) = 1"
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_q(stage)} AS SELECT {names} FROM {source}{where}{dedup}"
+        ).fetchall()
+        added = self._ensure_table(conn, item.table, columns)
+        table = _q(item.table)
+        if item.mode == "replace":
+            conn.execute(f"DELETE FROM {table}").fetchall()
+        elif item.mode == "merge":
+            match = " AND ".join(f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key)
+            conn.execute(f"DELETE FROM {table} t USING {_q(stage)} s WHERE {match}").fetchall()
+        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {_q(stage)}").fetchall()
+        staged = conn.execute(f"SELECT count(*) FROM {_q(stage)}").fetchall()[0][0]
+        total = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        conn.execute(f"DROP TABLE {_q(stage)}").fetchall()
+        return LoadResult(item.table, item.mode, int(staged), int(total), added)
+
+    def _ensure_table(self, conn: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> list[str]:
+        existing = conn.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
+            f"AND table_name = {_s(table)} ORDER BY column_index"
+        ).fetchall()
+        if not existing:
+            cols = ", ".join(f"{_q(c)} {t}" for c, t in columns)
+            conn.execute(f"CREATE TABLE {_q(table)} ({cols})").fetchall()
+            return []
+        have = {str(r[0]): str(r[1]) for r in existing}
+        added = []
+        for name, new_type in columns:
+            old_type = have.get(name)
+            if old_type is None:
+                conn.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {new_type}").fetchall()
+                added.append(name)
+            elif old_type != new_type:
+                if not _widens(old_type, new_type):
+                    raise WarehouseError(
+                        f"warehouse table {table!r}, column {name!r}: type changed from {old_type} "
+                        f"to {new_type}, which is not a widening; the load stopped (change the model "
+                        "back, or drop the column in the warehouse to accept the new type)"
+                    )
+                conn.execute(f"ALTER TABLE {_q(table)} ALTER {_q(name)} TYPE {new_type}").fetchall()
+        return added
