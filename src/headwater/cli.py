@@ -16,7 +16,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
@@ -25,7 +31,7 @@ from headwater.errors import ConfigError, HeadwaterError
 
 app = typer.Typer(
     name="headwater",
-    help="Sources -> immutable lake -> SQL models with quality checks -> warehouse, in one package.",
+    help="Sources -> immutable lake -> SQL models with quality checks -> warehouse.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,7 +39,9 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")]
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")
+]
 
 
 def _fail(exc: HeadwaterError) -> typer.Exit:
@@ -51,18 +59,30 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_callback(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens, to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens, to stderr.")
+    ] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
-    template: Annotated[str, typer.Option("--template", "-t", help="Template to start from.")] = "cafe",
-    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="Template to start from.")
+    ] = "cafe",
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that is not empty.")
+    ] = False,
 ) -> None:
     """Create a project folder from a template: headwater.yaml, models/, dashboards/, inbox/."""
     from headwater.templates import init_project
@@ -77,7 +97,10 @@ def init(
 
         env.write_text(f"HEADWATER_PII_SECRET={secrets.token_urlsafe(32)}\n", encoding="utf-8")
         env.chmod(0o600)
-    out.print(f"created project [bold]{directory}[/] from template [bold]{template}[/] ({len(written)} files)")
+    out.print(
+        f"created project [bold]{directory}[/] from template [bold]{template}[/] "
+        f"({len(written)} files)"
+    )
     out.print(f"  a random PII secret was written to {env} (keep it; it is git-ignored)")
     out.print(f"  next: put files in {directory / 'inbox'}, then `headwater run -p {directory}`")
 
@@ -86,11 +109,15 @@ def init(
 def generate(
     template: Annotated[str, typer.Argument(help="Which template's data to generate (cafe).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write files to.")],
-    branches: Annotated[int, typer.Option(help="Number of branches (one file per branch per day).")] = 10,
+    branches: Annotated[
+        int, typer.Option(help="Number of branches (one file per branch per day).")
+    ] = 10,
     days: Annotated[int, typer.Option(help="Number of consecutive days.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 1,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2021-08-25",
-    per_day: Annotated[int, typer.Option("--per-day", help="Mean transactions per branch per day.")] = 300,
+    per_day: Annotated[
+        int, typer.Option("--per-day", help="Mean transactions per branch per day.")
+    ] = 300,
 ) -> None:
     """Generate sample input files for a template (seeded, reproducible)."""
     if template != "cafe":
@@ -169,7 +196,9 @@ def _progress(quiet: bool) -> RichProgress:
 @app.command()
 def run(
     project: ProjectOpt = Path(),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run the pipeline once: extract -> raw zone -> models -> checks -> warehouse."""
@@ -220,15 +249,23 @@ def _print_summary(data: dict[str, Any]) -> None:
     wh = data["warehouse"]
     out.print(f"  warehouse {wh['target']} {wh['location']}: {wh['status']}", highlight=False)
     for table, t in wh["tables"].items():
-        out.print(f"    {table}: +{t['rows_loaded']:,} rows ({t['mode']}), {t['rows_in_table']:,} in table")
+        out.print(
+            f"    {table}: +{t['rows_loaded']:,} rows ({t['mode']}), "
+            f"{t['rows_in_table']:,} in table"
+        )
 
 
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="One SQL query (DuckDB dialect).")],
     project: ProjectOpt = Path(),
-    lake: Annotated[bool, typer.Option("--lake", help="Query the lake's processed zone instead of the warehouse.")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
+    lake: Annotated[
+        bool,
+        typer.Option("--lake", help="Query the lake's processed zone instead of the warehouse."),
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Output: table, csv or json.")
+    ] = "table",
 ) -> None:
     """Run read-only SQL over the warehouse (default) or the lake (--lake)."""
     from headwater.project import Project
@@ -280,7 +317,10 @@ def _print_result(reader: Any, fmt: str) -> None:
                 table.add_row(*("NULL" if v is None else str(v) for v in row.values()))
                 shown += 1
     out.print(table)
-    out.print(f"{total:,} row{'s' if total != 1 else ''}" + (f" (first {limit} shown)" if total > limit else ""))
+    out.print(
+        f"{total:,} row{'s' if total != 1 else ''}"
+        + (f" (first {limit} shown)" if total > limit else "")
+    )
 
 
 @app.command()
@@ -300,7 +340,17 @@ def status(
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return
-    runs = Table("run", "status", "started", "seconds", "new files", "rows read", "loaded", "quarantined", "error")
+    runs = Table(
+        "run",
+        "status",
+        "started",
+        "seconds",
+        "new files",
+        "rows read",
+        "loaded",
+        "quarantined",
+        "error",
+    )
     for r in report["runs"]:
         runs.add_row(
             str(r["run_id"]),
@@ -317,7 +367,9 @@ def status(
     fresh = Table("source", "files", "last file landed", "age")
     for name, f in report["sources"].items():
         age = f["age_seconds"]
-        fresh.add_row(name, str(f["files"]), str(f["last_file_landed_at"]), "-" if age is None else _age(age))
+        fresh.add_row(
+            name, str(f["files"]), str(f["last_file_landed_at"]), "-" if age is None else _age(age)
+        )
     out.print(fresh)
 
 
@@ -335,13 +387,15 @@ def _age(seconds: int) -> str:
 def check(project: ProjectOpt = Path()) -> None:
     """Validate the project file and models, print the DAG; run nothing."""
     from headwater.project import Project
-    from headwater.runs.pipeline import plan
+    from headwater.runs.plan import plan
 
     try:
         the_plan = plan(Project.load(project))
     except HeadwaterError as exc:
         raise _fail(exc) from None
-    out.print(f"project [bold]{the_plan.project.config.name}[/]: configuration and models are valid")
+    out.print(
+        f"project [bold]{the_plan.project.config.name}[/]: configuration and models are valid"
+    )
     for line in the_plan.dag.lines():
         out.print(f"  {line}", highlight=False, markup=False)
 

@@ -319,7 +319,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def interpolate(node: Any, env: Mapping[str, str], file: Path, path: str = "") -> Any:
     """Replace `${VAR}` / `${VAR:-default}` in every string of a YAML tree."""
     if isinstance(node, dict):
-        return {k: interpolate(v, env, file, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        return {
+            k: interpolate(v, env, file, f"{path}.{k}" if path else str(k)) for k, v in node.items()
+        }
     if isinstance(node, list):
         return [interpolate(v, env, file, f"{path}[{i}]") for i, v in enumerate(node)]
     if not isinstance(node, str):
@@ -354,14 +356,16 @@ def _lookup(tree: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
     for part in loc:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[int(part)]
         else:
             return False, None
     return True, node
 
 
-def validation_error(file: Path | str, exc: ValidationError, tree: Any, prefix: str = "") -> ConfigError:
+def validation_error(
+    file: Path | str, exc: ValidationError, tree: Any, prefix: str = ""
+) -> ConfigError:
     """Turn pydantic's errors into one message: file, key path, bad value, expectation."""
     lines = []
     secret_words = ("secret", "password", "token", "key")
@@ -380,7 +384,9 @@ def validation_error(file: Path | str, exc: ValidationError, tree: Any, prefix: 
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{full or '<top>'}: {message}{shown}")
     unique = list(dict.fromkeys(lines))
-    return ConfigError(f"{file}: " + ("\n  ".join(unique) if len(unique) == 1 else "\n  " + "\n  ".join(unique)))
+    return ConfigError(
+        f"{file}: " + ("\n  ".join(unique) if len(unique) == 1 else "\n  " + "\n  ".join(unique))
+    )
 
 
 def load_yaml(file: Path) -> Any:

@@ -39,11 +39,11 @@ class ModelError(TerminalError):
     """A model failed to compile or to run."""
 
 
-class CheckFailed(TerminalError):
+class CheckFailedError(TerminalError):
     """An error-severity quality check failed; the model was not published."""
 
 
-class PiiLeak(TerminalError):
+class PiiLeakError(TerminalError):
     """A protected column or value appeared downstream of its PII policy."""
 
 

@@ -22,7 +22,9 @@ class RawObject:
 
 
 def raw_key(source: str, run_id: int, relative_name: str) -> str:
-    safe = "/".join(p for p in relative_name.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+    safe = "/".join(
+        p for p in relative_name.replace("\\", "/").split("/") if p not in ("", ".", "..")
+    )
     return f"raw/{source}/run={run_id:08d}/{safe}"
 
 
@@ -31,7 +33,9 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def land_file(store: Store, source: str, run_id: int, relative_name: str, path: Path, sha256: str) -> RawObject:
+def land_file(
+    store: Store, source: str, run_id: int, relative_name: str, path: Path, sha256: str
+) -> RawObject:
     """Copy one file into the raw zone under a put-once key."""
     key = raw_key(source, run_id, relative_name)
     store.put_file_once(key, path, expect_sha256=sha256)

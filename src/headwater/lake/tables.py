@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import AlwaysTrue, GreaterThan
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
 from headwater.errors import LakeError, TransientError
@@ -32,6 +32,15 @@ NAMESPACE = "lake"
 BATCH_PROP = "headwater.batch"
 RUN_PROP = "headwater.run"
 BATCH_COLUMN = "_batch"
+
+
+def scan_sql(files: list[str] | str) -> str:
+    """DuckDB table function reading Parquet files (a list, or one glob) of the lake."""
+    if isinstance(files, str):
+        listing = "'" + files.replace("'", "''") + "'"
+    else:
+        listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    return f"read_parquet({listing}, union_by_name = true)"
 
 
 @dataclass(frozen=True)
@@ -71,10 +80,14 @@ class Tables:
         try:
             return self.catalog.load_table(self._id(name))
         except NoSuchTableError:
-            raise LakeError(f"processed table {name!r} does not exist yet (no run has written it)") from None
+            raise LakeError(
+                f"processed table {name!r} does not exist yet (no run has written it)"
+            ) from None
 
     def new_file_key(self, name: str, batch: int, run_id: int) -> str:
-        return f"{self.prefix}/{name}/data/b{batch:08d}-r{run_id:08d}-{uuid.uuid4().hex[:12]}.parquet"
+        return (
+            f"{self.prefix}/{name}/data/b{batch:08d}-r{run_id:08d}-{uuid.uuid4().hex[:12]}.parquet"
+        )
 
     def committed_batches(self, name: str) -> set[int]:
         """Batches whose output this table has committed (from snapshot summaries)."""
@@ -90,11 +103,11 @@ class Tables:
         return found
 
     def data_files(self, name: str, after_batch: int | None = None) -> list[str]:
-        """Files of the current snapshot; with `after_batch`, only those that may hold newer rows."""
+        """Files of the current snapshot; with `after_batch`, those that may hold newer rows."""
         table = self.load(name)
         if table.current_snapshot() is None:
             return []
-        row_filter = AlwaysTrue() if after_batch is None else GreaterThan(BATCH_COLUMN, after_batch)
+        row_filter = "true" if after_batch is None else f"{BATCH_COLUMN} > {int(after_batch)}"
         return [task.file.file_path for task in table.scan(row_filter=row_filter).plan_files()]
 
     def current_snapshot_id(self, name: str) -> int | None:
@@ -112,7 +125,9 @@ class Tables:
     ) -> CommitInfo:
         """Register Parquet files as one new snapshot: appended, or replacing all rows."""
         if not files:
-            raise LakeError(f"commit to {name!r} needs at least one data file (it may hold no rows)")
+            raise LakeError(
+                f"commit to {name!r} needs at least one data file (it may hold no rows)"
+            )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
         schema = pq.read_schema(files[0])
         try:
@@ -133,7 +148,9 @@ class Tables:
         table = self.load(name)
         snap = table.current_snapshot()
         rows = sum(pq.read_metadata(f).num_rows for f in files)
-        return CommitInfo(snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows)
+        return CommitInfo(
+            snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows
+        )
 
     def _evolve(self, table: Table, schema: Any) -> bool:
         current = {f.name for f in table.schema().fields}

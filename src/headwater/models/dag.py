@@ -53,7 +53,7 @@ class Dag:
         for name in self.order:
             model = self.models[name]
             deps = ", ".join(sorted(model.refs)) or "(nothing)"
-            flags = model.config.materialized
+            flags: str = model.config.materialized
             if model.config.materialized == "incremental":
                 flags += f"/{model.config.strategy}"
             if model.config.publish:
@@ -65,7 +65,9 @@ class Dag:
 def build_dag(sources: set[str], models: dict[str, Model]) -> Dag:
     clash = sorted(sources & set(models))
     if clash:
-        raise ConfigError(f"{models[clash[0]].path}: model {clash[0]!r} has the same name as a source")
+        raise ConfigError(
+            f"{models[clash[0]].path}: model {clash[0]!r} has the same name as a source"
+        )
     for model in models.values():
         if model.name in model.refs:
             raise ConfigError(f"{model.path}: model {model.name!r} reads itself")
@@ -73,7 +75,8 @@ def build_dag(sources: set[str], models: dict[str, Model]) -> Dag:
         if unknown:
             raise ConfigError(
                 f"{model.path}: reads {unknown[0]!r}, which is neither a source nor a model "
-                f"(sources: {', '.join(sorted(sources)) or 'none'}; models: {', '.join(sorted(models))})"
+                f"(sources: {', '.join(sorted(sources)) or 'none'}; "
+                f"models: {', '.join(sorted(models))})"
             )
     graph = {name: set(m.refs) & set(models) for name, m in models.items()}
     try:

@@ -11,11 +11,13 @@ Driver errors are translated here into `ModelError` naming the model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from headwater.config import EngineConfig
 from headwater.errors import ModelError
+from headwater.lake.tables import scan_sql
 from headwater.quality.pii import quote_ident
 
 
@@ -23,16 +25,12 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def parquet_list(files: list[str]) -> str:
-    return "[" + ", ".join(sql_string(f) for f in files) + "]"
-
-
 class Engine:
     """An in-process DuckDB connection tuned for a run."""
 
     def __init__(self, config: EngineConfig, spill_dir: Path) -> None:
         spill_dir.mkdir(parents=True, exist_ok=True)
-        settings = {
+        settings: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": config.memory_limit,
             "temp_directory": str(spill_dir),
             "preserve_insertion_order": "false",
@@ -46,7 +44,7 @@ class Engine:
     def close(self) -> None:
         self.conn.close()
 
-    def execute(self, sql: str, context: str = "") -> list[tuple[object, ...]]:
+    def execute(self, sql: str, context: str = "") -> list[tuple[Any, ...]]:
         try:
             return self.conn.execute(sql).fetchall()
         except duckdb.Error as exc:
@@ -58,7 +56,7 @@ class Engine:
     ) -> None:
         """Make `name` a view over Parquet files (optionally filtered)."""
         if files:
-            body = f"SELECT * FROM read_parquet({parquet_list(files)}, union_by_name = true)"
+            body = f"SELECT * FROM {scan_sql(files)}"
             if where:
                 body += f" WHERE {where}"
         elif empty_schema is not None:
@@ -76,7 +74,12 @@ class Engine:
 
     def materialize(self, name: str, sql: str, context: str) -> int:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}", context)
-        return int(self.execute(f"SELECT count(*) FROM {quote_ident(name)}", context)[0][0])  # type: ignore[call-overload]
+        return self.scalar_int(f"SELECT count(*) FROM {quote_ident(name)}", context)
+
+    def scalar_int(self, sql: str, context: str = "") -> int:
+        value = self.execute(sql, context)[0][0]
+        assert isinstance(value, int)
+        return value
 
     def write_parquet(self, sql: str, path: str, context: str) -> int:
         """COPY a query to one Parquet file; returns the rows written."""
@@ -84,7 +87,7 @@ class Engine:
             f"COPY ({sql}) TO {sql_string(path)} (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)",
             context,
         )
-        return sum(int(r[1]) for r in rows)  # type: ignore[call-overload]
+        return sum(int(r[1]) for r in rows)
 
     def drop(self, name: str) -> None:
         """Drop a temporary table or view of this name, if there is one."""

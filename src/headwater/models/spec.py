@@ -50,21 +50,29 @@ def split_header(text: str) -> tuple[str | None, str]:
     return match.group("body"), text[match.end() :]
 
 
-def table_refs(sql: str, path: Path) -> tuple[exp.Expression, frozenset[str]]:
+def table_refs(sql: str, path: Path) -> tuple[exp.Query, frozenset[str]]:
     """Parse one SELECT and return it with the names of the tables it reads."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" line {first.get('line')}, column {first.get('col')}" if first else ""
-        raise ConfigError(f"{path}:{where}: SQL does not parse: {first.get('description', exc)}") from None
+        raise ConfigError(
+            f"{path}:{where}: SQL does not parse: {first.get('description', exc)}"
+        ) from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
-        raise ConfigError(f"{path}: a model holds exactly one SELECT query (found {len(statements)} statements)")
+        raise ConfigError(
+            f"{path}: a model holds exactly one SELECT query (found {len(statements)} statements)"
+        )
     tree = statements[0]
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs = set()
     for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier) or table.args.get("db") or table.args.get("catalog"):
+        if (
+            not isinstance(table.this, exp.Identifier)
+            or table.args.get("db")
+            or table.args.get("catalog")
+        ):
             continue
         name = table.name
         if name not in ctes:
@@ -75,7 +83,9 @@ def table_refs(sql: str, path: Path) -> tuple[exp.Expression, frozenset[str]]:
 def load_model(path: Path, overrides: dict[str, Any] | None) -> Model:
     name = path.stem
     if not re.match(NAME_PATTERN, name):
-        raise ConfigError(f"{path}: model name {name!r} (from the file name) must match {NAME_PATTERN}")
+        raise ConfigError(
+            f"{path}: model name {name!r} (from the file name) must match {NAME_PATTERN}"
+        )
     text = path.read_text(encoding="utf-8")
     header, body = split_header(text)
     settings: dict[str, Any] = {}
@@ -103,9 +113,14 @@ def load_models(models_dir: Path, overrides: dict[str, dict[str, Any]]) -> dict[
         for path in sorted(models_dir.rglob("*.sql")):
             model = load_model(path, overrides.get(path.stem))
             if model.name in models:
-                raise ConfigError(f"{path}: model {model.name!r} is also defined in {models[model.name].path}")
+                raise ConfigError(
+                    f"{path}: model {model.name!r} is also defined in {models[model.name].path}"
+                )
             models[model.name] = model
     unknown = sorted(set(overrides) - set(models))
     if unknown:
-        raise ConfigError(f"headwater.yaml: models.{unknown[0]}: no file models/{unknown[0]}.sql defines this model")
+        raise ConfigError(
+            f"headwater.yaml: models.{unknown[0]}: "
+            f"no file models/{unknown[0]}.sql defines this model"
+        )
     return models

@@ -194,11 +194,26 @@ def evaluate(
         ).fetchall()
         any_fail = " OR ".join(f"__hw_f{i}" for i in range(len(quarantine)))
         sums = ", ".join(f"count(*) FILTER (WHERE __hw_f{i})" for i in range(len(quarantine)))
-        counts = conn.execute(f"SELECT count(*) FILTER (WHERE {any_fail}), {sums} FROM {flagged}").fetchall()[0]
+        counts = conn.execute(
+            f"SELECT count(*) FILTER (WHERE {any_fail}), {sums} FROM {flagged}"
+        ).fetchall()[0]
         quarantined = int(counts[0])
-        results += [CheckResult(c.name, c.severity, int(n)) for c, n in zip(quarantine, counts[1:], strict=True)]
-        rule = "CASE " + " ".join(f"WHEN __hw_f{i} THEN {sql_literal(c.name)}" for i, c in enumerate(quarantine)) + " END"
-        reason = "CASE " + " ".join(f"WHEN __hw_f{i} THEN {c.reason}" for i, c in enumerate(quarantine)) + " END"
+        results += [
+            CheckResult(c.name, c.severity, int(n))
+            for c, n in zip(quarantine, counts[1:], strict=True)
+        ]
+        rule = (
+            "CASE "
+            + " ".join(
+                f"WHEN __hw_f{i} THEN {sql_literal(c.name)}" for i, c in enumerate(quarantine)
+            )
+            + " END"
+        )
+        reason = (
+            "CASE "
+            + " ".join(f"WHEN __hw_f{i} THEN {c.reason}" for i, c in enumerate(quarantine))
+            + " END"
+        )
         if quarantined and write_quarantine is not None:
             columns = quarantine_columns.replace("{rule}", rule).replace("{reason}", reason)
             conn.execute(
@@ -216,5 +231,7 @@ def evaluate(
         flags = ", ".join(f"({c.fails}) AS __hw_f{i}" for i, c in enumerate(others))
         sums = ", ".join(f"count(*) FILTER (WHERE __hw_f{i})" for i in range(len(others)))
         counts = conn.execute(f"SELECT {sums} FROM (SELECT {flags} FROM {kept})").fetchall()[0]
-        results += [CheckResult(c.name, c.severity, int(n)) for c, n in zip(others, counts, strict=True)]
+        results += [
+            CheckResult(c.name, c.severity, int(n)) for c, n in zip(others, counts, strict=True)
+        ]
     return Evaluation(kept_sql=kept, quarantined=quarantined, results=results)

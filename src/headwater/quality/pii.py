@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.config import PiiPolicy
-from headwater.errors import PiiLeak
+from headwater.errors import PiiLeakError
 
 HASH_HEX_CHARS = 16
 SAMPLE_PER_COLUMN = 100_000
@@ -107,7 +107,9 @@ class LeakSample:
             if column not in rows.column_names or self._count[column] >= SAMPLE_PER_COLUMN:
                 continue
             values = pc.unique(rows.column(column)).drop_null()
-            values = values.filter(pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), MIN_VALUE_LENGTH))
+            values = values.filter(
+                pc.greater_equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), MIN_VALUE_LENGTH)
+            )
             values = values.slice(0, SAMPLE_PER_COLUMN - self._count[column])
             self._values[column].append(values)
             self._count[column] += len(values)
@@ -118,10 +120,16 @@ class LeakSample:
     def register(self, conn: duckdb.DuckDBPyConnection) -> int:
         """Add the sample to this connection's protected values; returns its size."""
         arrays = [a for chunks in self._values.values() for a in chunks]
-        values = pa.concat_arrays([a.cast(pa.string()) for a in arrays]) if arrays else pa.array([], pa.string())
+        values = (
+            pa.concat_arrays([a.cast(pa.string()) for a in arrays])
+            if arrays
+            else pa.array([], pa.string())
+        )
         conn.register("_hw_pii_sample", pa.table({"v": values}))
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {VALUES_TABLE} (v VARCHAR)").fetchall()
-        conn.execute(f"INSERT INTO {VALUES_TABLE} SELECT DISTINCT trim(v) FROM _hw_pii_sample").fetchall()
+        conn.execute(
+            f"INSERT INTO {VALUES_TABLE} SELECT DISTINCT trim(v) FROM _hw_pii_sample"
+        ).fetchall()
         conn.unregister("_hw_pii_sample")
         return len(values)
 
@@ -131,14 +139,17 @@ def reset_sample(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {VALUES_TABLE}").fetchall()
 
 
-def check_leaks(conn: duckdb.DuckDBPyConnection, table_sql: str, table_name: str, dropped: set[str]) -> None:
+def check_leaks(
+    conn: duckdb.DuckDBPyConnection, table_sql: str, table_name: str, dropped: set[str]
+) -> None:
     """Fail if a dropped column name or a sampled protected value appears in `table_sql`."""
     columns = conn.execute(f"DESCRIBE SELECT * FROM {table_sql}").fetchall()
     names = {c[0] for c in columns}
     leaked_names = sorted(names & dropped)
     if leaked_names:
-        raise PiiLeak(
-            f"table {table_name!r} has column(s) {leaked_names}, which a PII policy drops at the source"
+        raise PiiLeakError(
+            f"table {table_name!r} has column(s) {leaked_names}, "
+            "which a PII policy drops at the source"
         )
     text_columns = [c[0] for c in columns if str(c[1]).upper() == "VARCHAR"]
     exists = conn.execute(
@@ -152,7 +163,7 @@ def check_leaks(conn: duckdb.DuckDBPyConnection, table_sql: str, table_name: str
             f"ON trim(t.{quote_ident(column)}) = p.v"
         ).fetchall()[0][0]
         if hit:
-            raise PiiLeak(
+            raise PiiLeakError(
                 f"table {table_name!r}, column {column!r}: {hit} value(s) equal a protected source "
                 "value (a name or card number the PII policy should have removed)"
             )

@@ -15,6 +15,7 @@ from headwater.lake.raw import land_file, sha256_file
 from headwater.parallel import ordered_parallel
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
+from headwater.runs.progress import Task
 from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered
 from headwater.state import ledger
@@ -36,7 +37,7 @@ def extract(ctx: RunContext) -> None:
         known = ledger.known_hashes(ctx.db, name)
         with ctx.progress.task(f"hash {name}", len(found)) as task:
 
-            def digest(item: Discovered) -> _Hashed:
+            def digest(item: Discovered, task: Task = task) -> _Hashed:
                 result = _Hashed(item, sha256_file(item.path))
                 task.advance()
                 return result
@@ -54,11 +55,11 @@ def extract(ctx: RunContext) -> None:
         entries: list[ledger.LedgerEntry] = []
         with ctx.progress.task(f"land {name}", len(new)) as task:
 
-            def land(h: _Hashed) -> ledger.LedgerEntry:
-                raw = land_file(ctx.store, name, ctx.run_id, h.item.name, h.item.path, h.sha256)
+            def land(h: _Hashed, source: str = name, task: Task = task) -> ledger.LedgerEntry:
+                raw = land_file(ctx.store, source, ctx.run_id, h.item.name, h.item.path, h.sha256)
                 task.advance()
                 return ledger.LedgerEntry(
-                    source=name,
+                    source=source,
                     content_hash=h.sha256,
                     name=h.item.name,
                     size=raw.size,

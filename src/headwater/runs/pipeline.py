@@ -13,26 +13,23 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass
 
-from headwater.errors import ConfigError, HeadwaterError
+from headwater.errors import HeadwaterError
 from headwater.lake.quarantine import QuarantineZone
 from headwater.lake.store import open_store
-from headwater.lake.tables import Tables
-from headwater.models.dag import Dag, build_dag
+from headwater.lake.tables import Tables, scan_sql
 from headwater.models.engine import Engine
-from headwater.models.spec import load_models
 from headwater.project import Project
 from headwater.quality import pii
 from headwater.runs.context import RunContext
 from headwater.runs.extract import extract
 from headwater.runs.load import load
 from headwater.runs.lock import RunLock
+from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
 from headwater.runs.stage import stage_batch
 from headwater.runs.summary import RunSummary, SourceSummary
 from headwater.runs.transform import transform_batch
-from headwater.sources import Source, open_source
 from headwater.state import ledger
 from headwater.state.db import StateDB, utcnow
 from headwater.state.runs import abandon_stale_runs, finish_run, start_run
@@ -40,32 +37,9 @@ from headwater.state.runs import abandon_stale_runs, finish_run, start_run
 log = logging.getLogger("headwater.run")
 
 
-@dataclass(frozen=True)
-class Plan:
-    project: Project
-    dag: Dag
-    sources: dict[str, Source]
-
-
-def plan(project: Project) -> Plan:
-    """Everything a run will do, validated; raises ConfigError, touches nothing."""
-    config = project.config
-    models = load_models(project.models_dir, config.models)
-    dag = build_dag(set(config.sources), models)
-    sources = {name: open_source(name, cfg, project.root) for name, cfg in config.sources.items()}
-    for name, cfg in config.sources.items():
-        folder = project.path(cfg.path)
-        if not folder.is_dir():
-            raise ConfigError(
-                f"{project.file}: sources.{name}.path: folder {folder} does not exist "
-                f"(got {cfg.path!r}; expected a folder of files to load)"
-            )
-    if not models:
-        raise ConfigError(f"{project.models_dir}: no models (*.sql files) found")
-    return Plan(project=project, dag=dag, sources=sources)
-
-
-def run(project: Project, *, trigger: str = "manual", progress: Progress | None = None) -> RunSummary:
+def run(
+    project: Project, *, trigger: str = "manual", progress: Progress | None = None
+) -> RunSummary:
     """Run the project once. Config errors raise before anything is touched."""
     the_plan = plan(project)
     progress = progress or Silent()
@@ -142,26 +116,28 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
                 entries = [e for e in pending if e.batch == batch and e.source == name]
                 if entries and any(e.status == ledger.LANDED for e in entries):
                     stage_batch(ctx, name, batch, entries)
-            if not transform_batch(ctx, batch):
+            transformed = transform_batch(ctx, batch)
+            _count_model_quarantine(ctx, batch)
+            ctx.leak_samples.pop(batch, None)
+            if not transformed:
                 ok = False
                 break
-            ctx.leak_samples.pop(batch, None)
-        _attribute_quarantine(ctx)
         loaded = load(ctx)
         return ok and loaded
     finally:
         engine.close()
 
 
-def _attribute_quarantine(ctx: RunContext) -> None:
-    """Count model-level quarantines against the source each row came from."""
-    for name, model in ctx.summary.models.items():
-        if not model.rows_quarantined:
+def _count_model_quarantine(ctx: RunContext, batch: int) -> None:
+    """Count a batch's model-level quarantined rows against the source each came from."""
+    for name in ctx.dag.order:
+        if not any(True for _ in ctx.store.list(f"quarantine/{name}/batch={batch:08d}")):
             continue
-        sources = ctx.dag.sources_of(name)
-        if len(sources) != 1:
-            continue
-        source = ctx.summary.sources[next(iter(sources))]
-        for check in model.checks:
-            if check["severity"] == "quarantine":
-                source.add_quarantine(str(check["name"]), int(check["failed"]))
+        rows = ctx.engine.execute(
+            f"SELECT source, rule, count(*) FROM {scan_sql(ctx.quarantine.glob(name, batch))} "
+            "WHERE source IS NOT NULL GROUP BY ALL ORDER BY ALL"
+        )
+        for source, rule, count in rows:
+            summary = ctx.summary.sources.get(str(source))
+            if summary is not None:
+                summary.add_quarantine(str(rule), int(count))

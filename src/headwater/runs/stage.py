@@ -11,12 +11,13 @@ run crashed after committing) is not parsed again.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import pyarrow as pa
 
 from headwater.config import FilesSource
 from headwater.lake.store import Store
-from headwater.models.engine import parquet_list
+from headwater.lake.tables import scan_sql
 from headwater.quality import pii
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
@@ -48,16 +49,17 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     """Parse and commit one source's files of one batch (or notice it was done)."""
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     if batch in ctx.tables.committed_batches(name):
-        stats = _recount(ctx, name, batch)
-        ledger.set_status(ctx.db, name, [e.content_hash for e in entries], ledger.STAGED, stats)
-        _add_counts(ctx, summary, name, batch, stats)
+        recounted = _recount(ctx, name, batch)
+        ledger.set_status(ctx.db, name, [e.content_hash for e in entries], ledger.STAGED, recounted)
+        _add_counts(ctx, summary, name, batch, recounted)
         return
     config = ctx.project.config.sources[name]
     assert isinstance(config, FilesSource)
     source = ctx.sources[name]
     ctx.quarantine.reset(name, batch)
     inputs = [
-        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key)) for e in entries
+        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
+        for e in entries
     ]
     sample = pii.LeakSample(config.pii)
     ctx.leak_samples.setdefault(batch, {})[name] = sample
@@ -70,7 +72,9 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
         for part in source.parse(inputs):
             sample.add(part.rows)
             columns = [c for c in part.rows.column_names if c not in LINEAGE]
-            select = ", ".join([*(pii.quote_ident(c) for c in LINEAGE), *pii.select_list(columns, config.pii)])
+            select = ", ".join(
+                [*(pii.quote_ident(c) for c in LINEAGE), *pii.select_list(columns, config.pii)]
+            )
             path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
             conn.register("__hw_part", part.rows)
             ctx.engine.write_parquet(
@@ -88,13 +92,15 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
                 )
                 conn.unregister("__hw_rejects")
             for sha, c in part.counts.items():
-                stats[sha] = ledger.FileStats(c.rows_read, c.rows_rejected, c.header_lines, c.blank_lines)
+                stats[sha] = ledger.FileStats(
+                    c.rows_read, c.rows_rejected, c.header_lines, c.blank_lines
+                )
             task.advance(sum(e.size for e in entries if e.content_hash in part.counts))
     if not files:
         files.append(_empty_file(ctx, name, batch, source.columns, config))
     del schema
     sample.register(conn)
-    pii.check_leaks(conn, f"read_parquet({parquet_list(files)}, union_by_name = true)", name, sample.dropped())
+    pii.check_leaks(conn, scan_sql(files), name, sample.dropped())
     checkpoint("stage.after_parquet")
     ctx.tables.commit(name, files, mode="append", batch=batch, run_id=ctx.run_id)
     checkpoint("stage.after_commit")
@@ -106,7 +112,11 @@ def _empty_file(
     ctx: RunContext, name: str, batch: int, columns: list[str] | None, config: FilesSource
 ) -> str:
     """A zero-row Parquet file, so an empty batch still commits (and is not retried)."""
-    names = [c for c in (columns or ["column_1"]) if config.pii.get(c) is None or config.pii[c].policy != "drop"]
+    names = [
+        c
+        for c in (columns or ["column_1"])
+        if config.pii.get(c) is None or config.pii[c].policy != "drop"
+    ]
     cols = ", ".join(f"NULL::VARCHAR AS {pii.quote_ident(c)}" for c in names)
     path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
     ctx.engine.write_parquet(
@@ -122,19 +132,16 @@ def _recount(ctx: RunContext, name: str, batch: int) -> dict[str, ledger.FileSta
     """Per-file counts of a batch committed by an earlier (crashed) run, from the lake."""
     files = ctx.tables.data_files(name, after_batch=batch - 1)
     rows = ctx.engine.execute(
-        f"SELECT _file_hash, count(*) FROM read_parquet({parquet_list(files)}, union_by_name = true) "
-        f"WHERE _batch = {batch} GROUP BY 1"
+        f"SELECT _file_hash, count(*) FROM {scan_sql(files)} WHERE _batch = {batch} GROUP BY 1"
     )
-    rejected: list[tuple[object, ...]] = []
+    rejected: list[tuple[Any, ...]] = []
     glob = ctx.quarantine.glob(name, batch)
     if any(True for _ in ctx.store.list(f"quarantine/{name}/batch={batch:08d}")):
-        rejected = ctx.engine.execute(
-            f"SELECT q.file, count(*) FROM read_parquet('{glob}') q GROUP BY 1"
-        )
-    by_name = {str(r[0]): int(r[1]) for r in rejected}  # type: ignore[call-overload]
+        rejected = ctx.engine.execute(f"SELECT q.file, count(*) FROM {scan_sql(glob)} q GROUP BY 1")
+    by_name = {str(r[0]): int(r[1]) for r in rejected}
     names = {e["content_hash"]: e["name"] for e in ledger.file_stats(ctx.db, name, batch)}
     out: dict[str, ledger.FileStats] = {}
-    loaded = {str(r[0]): int(r[1]) for r in rows}  # type: ignore[call-overload]
+    loaded = {str(r[0]): int(r[1]) for r in rows}
     for sha, fname in names.items():
         rej = by_name.get(str(fname), 0)
         out[str(sha)] = ledger.FileStats(loaded.get(str(sha), 0) + rej, rej, 0, 0)
@@ -142,7 +149,11 @@ def _recount(ctx: RunContext, name: str, batch: int) -> dict[str, ledger.FileSta
 
 
 def _add_counts(
-    ctx: RunContext, summary: SourceSummary, name: str, batch: int, stats: dict[str, ledger.FileStats]
+    ctx: RunContext,
+    summary: SourceSummary,
+    name: str,
+    batch: int,
+    stats: dict[str, ledger.FileStats],
 ) -> None:
     summary.files_read += len(stats)
     summary.rows_read += sum(s.rows_read for s in stats.values())
@@ -150,5 +161,7 @@ def _add_counts(
     summary.blank_lines += sum(s.blank_lines for s in stats.values())
     if any(s.rows_quarantined for s in stats.values()):
         glob = ctx.quarantine.glob(name, batch)
-        for rule, count in ctx.engine.execute(f"SELECT rule, count(*) FROM read_parquet('{glob}') GROUP BY 1 ORDER BY 1"):
-            summary.add_quarantine(str(rule), int(count))  # type: ignore[call-overload]
+        for rule, count in ctx.engine.execute(
+            f"SELECT rule, count(*) FROM {scan_sql(glob)} GROUP BY 1 ORDER BY 1"
+        ):
+            summary.add_quarantine(str(rule), int(count))

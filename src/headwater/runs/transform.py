@@ -20,9 +20,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from headwater.errors import HeadwaterError, TerminalError
-from headwater.lake.tables import BATCH_COLUMN
-from headwater.models.engine import parquet_list, sql_string
+import duckdb
+
+from headwater.errors import HeadwaterError, ModelError, TerminalError
+from headwater.lake.tables import BATCH_COLUMN, scan_sql
+from headwater.models.engine import sql_string
 from headwater.models.spec import Model
 from headwater.quality import pii
 from headwater.quality.checks import CheckResult, compile_check, evaluate
@@ -71,7 +73,9 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
             if model.config.materialized == "view":
                 continue
             if batch in ctx.tables.committed_batches(name):
-                summary.status = "already_committed" if summary.status == "pending" else summary.status
+                summary.status = (
+                    "already_committed" if summary.status == "pending" else summary.status
+                )
                 continue
             started = time.perf_counter()
             try:
@@ -111,7 +115,9 @@ def _bind(ctx: RunContext, state: _BatchState, ref: str, mode: str) -> None:
     incremental = ref in dag.sources or dag.models[ref].config.materialized == "incremental"
     if mode == DELTA and incremental:
         files = ctx.tables.data_files(ref, after_batch=state.batch - 1)
-        ctx.engine.bind_parquet(ref, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref))
+        ctx.engine.bind_parquet(
+            ref, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref)
+        )
     else:
         ctx.engine.bind_parquet(ref, ctx.tables.data_files(ref), empty_schema=_schema_sql(ctx, ref))
 
@@ -120,7 +126,7 @@ def _schema_sql(ctx: RunContext, name: str) -> str | None:
     """A zero-row relation with the table's columns, when no file matches a filter."""
     table = ctx.tables.load(name)
     files = [t.file.file_path for t in table.scan().plan_files()]
-    return f"SELECT * FROM read_parquet({parquet_list(files)}, union_by_name = true) LIMIT 0" if files else None
+    return f"SELECT * FROM {scan_sql(files)} LIMIT 0" if files else None
 
 
 def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
@@ -134,23 +140,39 @@ def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
     ctx.engine.materialize(table, model.sql, f"view {model.name}")
     if model.config.checks:
         # Quarantine records are written once, when the view is computed over the batch's rows.
-        kept, results = _apply_checks(ctx, state, model, table, record=mode == DELTA)
+        kept, results, quarantined = _apply_checks(ctx, state, model, table, record=mode == DELTA)
         ctx.engine.materialize(table + "_kept", f"SELECT * FROM {kept}", f"view {model.name}")
         ctx.engine.drop(table)
         table += "_kept"
-        summary = _summary(ctx, model)
         if mode == DELTA:
-            summary.checks = [r.__dict__ for r in results]
-            summary.rows_quarantined += sum(r.failed for r in results if r.severity == "quarantine")
+            _record_checks(ctx, model, results, quarantined)
     state.views[key] = table
     summary = _summary(ctx, model)
     summary.status = "computed"
     return table
 
 
+def _record_checks(
+    ctx: RunContext, model: Model, results: list[CheckResult], quarantined: int
+) -> None:
+    """Add a batch's check results to the model's summary (counts summed over batches)."""
+    summary = _summary(ctx, model)
+    summary.rows_quarantined += quarantined
+    totals = {c["name"]: c for c in summary.checks}
+    for r in results:
+        entry = totals.setdefault(r.name, {"name": r.name, "severity": r.severity, "failed": 0})
+        entry["failed"] = int(entry["failed"]) + r.failed
+    summary.checks = list(totals.values())
+
+
 def _apply_checks(
-    ctx: RunContext, state: _BatchState, model: Model, relation: str, record: bool, existing: str | None = None
-) -> tuple[str, list[CheckResult]]:
+    ctx: RunContext,
+    state: _BatchState,
+    model: Model,
+    relation: str,
+    record: bool,
+    existing: str | None = None,
+) -> tuple[str, list[CheckResult], int]:
     compiled = [c for check in model.config.checks for c in compile_check(check, existing)]
     columns = ctx.engine.columns(relation, model.name)
     names = [c for c, _ in columns]
@@ -158,7 +180,9 @@ def _apply_checks(
     sources = ctx.dag.sources_of(model.name)
     source = pii.quote_ident(next(iter(sources))) if len(sources) == 1 else None
     record_json = (
-        "to_json(struct_pack(" + ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public) + "))"
+        "to_json(struct_pack("
+        + ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public)
+        + "))"
         if public
         else "NULL"
     )
@@ -174,11 +198,16 @@ def _apply_checks(
     if record:
         ctx.quarantine.reset(model.name, state.batch)
         target = ctx.quarantine.new_file(model.name, state.batch)
-    evaluation = evaluate(ctx.engine.conn, relation, compiled, target, select, prefix=f"__hw_{model.name}")
+    try:
+        evaluation = evaluate(
+            ctx.engine.conn, relation, compiled, target, select, prefix=f"__hw_{model.name}"
+        )
+    except duckdb.Error as exc:
+        raise ModelError(f"model {model.name!r}: checks could not run: {exc}") from None
     if evaluation.errors:
         failed = ", ".join(f"{r.name} ({r.failed} rows)" for r in evaluation.errors)
         raise CheckError(f"model {model.name!r}: error-severity check failed: {failed}")
-    return evaluation.kept_sql, evaluation.results
+    return evaluation.kept_sql, evaluation.results, evaluation.quarantined
 
 
 def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
@@ -201,11 +230,16 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
         ctx.engine.materialize(out_table, body, context)
         existing = None
         if cfg.materialized == "incremental" and cfg.strategy == "append" and exists:
-            ctx.engine.bind_parquet("__hw_existing", ctx.tables.data_files(model.name), empty_schema=_schema_sql(ctx, model.name))
+            ctx.engine.bind_parquet(
+                "__hw_existing",
+                ctx.tables.data_files(model.name),
+                empty_schema=_schema_sql(ctx, model.name),
+            )
             existing = "__hw_existing"
-        kept, results = _apply_checks(ctx, state, model, out_table, record=True, existing=existing)
-        summary.checks = [r.__dict__ for r in results]
-        summary.rows_quarantined += sum(r.failed for r in results if r.severity == "quarantine")
+        kept, results, quarantined = _apply_checks(
+            ctx, state, model, out_table, record=True, existing=existing
+        )
+        _record_checks(ctx, model, results, quarantined)
         output = f"SELECT * FROM {kept}"
     path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
     commit_mode: str = "replace"
@@ -216,13 +250,21 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     elif cfg.materialized == "incremental":
         merged = _merge_sql(ctx, model, output, exists)
         ctx.engine.write_parquet(merged, path, context)
-        summary.rows_written += int(ctx.engine.execute(f"SELECT count(*) FROM ({output})", context)[0][0])  # type: ignore[call-overload]
+        summary.rows_written += int(
+            ctx.engine.execute(f"SELECT count(*) FROM ({output})", context)[0][0]
+        )
     else:
         summary.rows_written = ctx.engine.write_parquet(output, path, context)
     samples = ctx.leak_samples.get(state.batch, {})
     dropped = set().union(*(s.dropped() for s in samples.values())) if samples else set()
-    pii.check_leaks(ctx.engine.conn, f"read_parquet({sql_string(path)})", model.name, dropped)
-    ctx.tables.commit(model.name, [path], mode="append" if commit_mode == "append" else "replace", batch=state.batch, run_id=ctx.run_id)
+    pii.check_leaks(ctx.engine.conn, scan_sql([path]), model.name, dropped)
+    ctx.tables.commit(
+        model.name,
+        [path],
+        mode="append" if commit_mode == "append" else "replace",
+        batch=state.batch,
+        run_id=ctx.run_id,
+    )
     for table in (f"__hw_out_{model.name}",):
         ctx.engine.drop(table)
 
@@ -236,7 +278,11 @@ def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> st
         order.append(f"{pii.quote_ident(cfg.latest_by)} DESC NULLS LAST")
     order.append("__hw_incoming DESC")
     if exists:
-        ctx.engine.bind_parquet("__hw_current", ctx.tables.data_files(model.name), empty_schema=_schema_sql(ctx, model.name))
+        ctx.engine.bind_parquet(
+            "__hw_current",
+            ctx.tables.data_files(model.name),
+            empty_schema=_schema_sql(ctx, model.name),
+        )
         union = (
             f"SELECT *, 1 AS __hw_incoming FROM ({incoming}) "
             "UNION ALL BY NAME SELECT *, 0 AS __hw_incoming FROM __hw_current"

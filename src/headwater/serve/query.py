@@ -7,10 +7,9 @@ every quarantined row. Results stream as Arrow record batches.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -18,7 +17,7 @@ import pyarrow as pa
 from headwater.errors import ConfigError, HeadwaterError
 from headwater.lake.quarantine import COLUMNS, QuarantineZone
 from headwater.lake.store import open_store
-from headwater.lake.tables import Tables
+from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
 
 BATCH_ROWS = 10_000
@@ -30,10 +29,6 @@ class QueryError(HeadwaterError):
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _files(files: list[str]) -> str:
-    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
 @contextmanager
@@ -55,12 +50,12 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
             files = tables.data_files(name)
             if files:
                 conn.execute(
-                    f"CREATE VIEW {_q(name)} AS SELECT * FROM read_parquet({_files(files)}, union_by_name = true)"
+                    f"CREATE VIEW {_q(name)} AS SELECT * FROM {scan_sql(files)}"
                 ).fetchall()
         zone = QuarantineZone(store)
         if zone.has_files():
             conn.execute(
-                f"CREATE VIEW quarantine AS SELECT * FROM read_parquet('{zone.glob()}', union_by_name = true)"
+                f"CREATE VIEW quarantine AS SELECT * FROM {scan_sql(zone.glob())}"
             ).fetchall()
         else:
             cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in COLUMNS.items())

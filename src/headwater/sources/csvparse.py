@@ -125,7 +125,9 @@ def _strings(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
 class _Lines:
     """Line geometry of one buffer: starts, ends (without CR/LF), file and number of each line."""
 
-    def __init__(self, buf: npt.NDArray[np.uint8], newlines: IntArray, file_starts: IntArray) -> None:
+    def __init__(
+        self, buf: npt.NDArray[np.uint8], newlines: IntArray, file_starts: IntArray
+    ) -> None:
         self.starts = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)[: len(newlines)]
         has_cr = np.zeros(len(newlines), dtype=bool)
         nonempty = newlines > self.starts
@@ -221,7 +223,9 @@ def _cut_column(
     column = _strings(raw, lo, hi)
     if doubled.any():
         column = pc.if_else(
-            pa.array(doubled), pc.replace_substring(column, options.quote * 2, options.quote), column
+            pa.array(doubled),
+            pc.replace_substring(column, options.quote * 2, options.quote),
+            column,
         )
     if options.trim:
         pad = (nonempty & _SPACE[last]) | lead_space | (quoted & (hi < right))
@@ -260,7 +264,7 @@ def parse_chunk(files: list[RawText], options: CsvOptions, columns: list[str]) -
     fields, quotes = geo.fields, geo.quotes
     odd = (quotes & 1).astype(bool)
     blank = _blank_lines(raw, lines, fields, quotes)
-    header = _header_lines(options, raw, lines, blank)
+    header = _header_lines(options, raw, lines, blank, (fields == ncols) & ~odd)
     good = (fields == ncols) & ~odd & ~blank & ~header
     rejected = ~good & ~blank & ~header
 
@@ -311,7 +315,9 @@ def parse_chunk(files: list[RawText], options: CsvOptions, columns: list[str]) -
                 pa.int32(),
             ),
             "_line": pa.array(
-                np.concatenate([lines.number[rej], np.array([u[1] for u in undecodable], np.int64)]),
+                np.concatenate(
+                    [lines.number[rej], np.array([u[1] for u in undecodable], np.int64)]
+                ),
                 pa.int64(),
             ),
             "rule": pa.array([*rules, *("encoding" for _ in undecodable)], pa.string()),
@@ -330,14 +336,16 @@ def _group_rank(groups: npt.NDArray[np.int32]) -> IntArray:
 
 
 def _mask(values: pa.Array) -> npt.NDArray[np.bool_]:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+    out = np.zeros(len(values), dtype=bool)
+    out[:] = values.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _blank_lines(
     raw: pa.Buffer, lines: _Lines, fields: IntArray, quotes: IntArray
 ) -> npt.NDArray[np.bool_]:
     """Lines that are empty or hold only spaces and tabs."""
-    blank = lines.ends == lines.starts
+    blank: npt.NDArray[np.bool_] = lines.ends == lines.starts
     cand = np.flatnonzero((fields == 1) & (quotes == 0) & ~blank)
     if len(cand):
         text = _strings(raw, lines.starts[cand], lines.ends[cand])
@@ -346,14 +354,19 @@ def _blank_lines(
 
 
 def _header_lines(
-    options: CsvOptions, raw: pa.Buffer, lines: _Lines, blank: npt.NDArray[np.bool_]
+    options: CsvOptions,
+    raw: pa.Buffer,
+    lines: _Lines,
+    blank: npt.NDArray[np.bool_],
+    well_formed: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.bool_]:
     """Which lines are headers.
 
     `header: true`: the first non-blank line of each file. `header: false`:
     none. `header: auto`: the leading non-blank lines of a file that hold no
-    digit, when a later line does (looking at the first 20 non-blank lines),
-    and any later line identical to one of them (a repeated header).
+    digit and have the right number of fields, when a later line has a digit
+    (looking at the first 20 non-blank lines), and any later line identical
+    to one of them (a repeated header).
     """
     header = np.zeros(len(lines), dtype=bool)
     idx = np.flatnonzero(~blank)
@@ -371,8 +384,8 @@ def _header_lines(
     seen = np.cumsum(has_digit)
     first = np.r_[True, cand_file[1:] != cand_file[:-1]]
     before_group = np.maximum.accumulate(np.where(first, np.arange(len(cand)), 0))
-    seen_in_file = seen - (seen[before_group] - has_digit[before_group])
-    leading = seen_in_file == 0
+    seen_in_file: IntArray = seen - (seen[before_group] - has_digit[before_group])
+    leading = (seen_in_file == 0) & well_formed[cand]
     files_with_data = np.unique(cand_file[has_digit])
     header[cand[leading & np.isin(cand_file, files_with_data)]] = True
     if header.any():

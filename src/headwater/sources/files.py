@@ -44,7 +44,9 @@ class FilesSourceReader:
             )
         found = []
         for path in sorted(self.folder.glob(self.config.glob)):
-            if not path.is_file() or any(p.startswith(".") for p in path.relative_to(self.folder).parts):
+            if not path.is_file() or any(
+                p.startswith(".") for p in path.relative_to(self.folder).parts
+            ):
                 continue
             stat = path.stat()
             found.append(
@@ -52,7 +54,9 @@ class FilesSourceReader:
                     name=path.relative_to(self.folder).as_posix(),
                     path=path,
                     size=stat.st_size,
-                    modified_at=dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None),
+                    modified_at=dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(
+                        tzinfo=None
+                    ),
                 )
             )
         return found
@@ -86,8 +90,8 @@ class FilesSourceReader:
         for item in inputs:
             names = detect_columns(RawText(item.name, item.read()), self.config.csv) or ["column_1"]
             groups.setdefault(tuple(names), []).append(item)
-        for names, members in groups.items():
-            parse = partial(self._parse_one, columns=list(names))
+        for header, members in groups.items():
+            parse = partial(self._parse_one, columns=list(header))
             yield from ordered_parallel(parse, self._chunks(members), WORKERS)
 
 
@@ -111,4 +115,3 @@ def _to_part(chunk: list[RawInput], parsed: ParsedChunk) -> ParsedPart:
         for item, c in zip(chunk, parsed.counts, strict=True)
     }
     return ParsedPart(rows=lineage(parsed.rows), rejects=lineage(parsed.rejects), counts=counts)
-

@@ -136,7 +136,9 @@ class StateDB:
                     sa.select(meta.c.value).where(meta.c.key == "schema_version")
                 ).first()
                 if row is None:
-                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    conn.execute(
+                        meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise StateError(
                         f"state database {self.url} has schema version {row[0]}, newer than this "

@@ -82,7 +82,11 @@ def pending(db: StateDB, source: str | None = None) -> list[LedgerEntry]:
 
 
 def set_status(
-    db: StateDB, source: str, hashes: Iterable[str], status: str, stats: dict[str, FileStats] | None = None
+    db: StateDB,
+    source: str,
+    hashes: Iterable[str],
+    status: str,
+    stats: dict[str, FileStats] | None = None,
 ) -> None:
     hashes = list(hashes)
     with db.engine.begin() as conn:

@@ -53,7 +53,9 @@ def finish_run(
 def abandon_stale_runs(db: StateDB) -> list[int]:
     """Mark runs still 'running' as abandoned. Call only while holding the run lock."""
     with db.engine.begin() as conn:
-        ids = [r[0] for r in conn.execute(sa.select(runs.c.run_id).where(runs.c.status == "running"))]
+        ids = [
+            r[0] for r in conn.execute(sa.select(runs.c.run_id).where(runs.c.status == "running"))
+        ]
         if ids:
             conn.execute(
                 runs.update()
@@ -76,7 +78,12 @@ def start_step(db: StateDB, run_id: int, stage: str, name: str, batch: int | Non
     with db.engine.begin() as conn:
         result = conn.execute(
             steps.insert().values(
-                run_id=run_id, stage=stage, name=name, batch=batch, status="running", started_at=utcnow()
+                run_id=run_id,
+                stage=stage,
+                name=name,
+                batch=batch,
+                status="running",
+                started_at=utcnow(),
             )
         )
         key = result.inserted_primary_key

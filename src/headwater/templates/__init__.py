@@ -23,7 +23,9 @@ TEMPLATES: dict[str, Template] = {
 
 def template_dir(name: str) -> Path:
     if name not in TEMPLATES:
-        raise ConfigError(f"unknown template {name!r} (expected one of: {', '.join(sorted(TEMPLATES))})")
+        raise ConfigError(
+            f"unknown template {name!r} (expected one of: {', '.join(sorted(TEMPLATES))})"
+        )
     return Path(str(resources.files("headwater.templates") / name / "project"))
 
 
@@ -31,7 +33,9 @@ def init_project(target: Path, template: str, *, force: bool = False) -> list[Pa
     """Copy a template's project folder to `target`; returns the files written."""
     source = template_dir(template)
     if target.exists() and any(target.iterdir()) and not force:
-        raise ConfigError(f"{target}: folder exists and is not empty (use --force to write into it)")
+        raise ConfigError(
+            f"{target}: folder exists and is not empty (use --force to write into it)"
+        )
     written: list[Path] = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)

@@ -42,7 +42,9 @@ class Target(Protocol):
     def watermarks(self) -> dict[str, Watermark]:
         """What each table last loaded (from the warehouse itself)."""
 
-    def load(self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]) -> list[LoadResult]:
+    def load(
+        self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]
+    ) -> list[LoadResult]:
         """Load every item in one transaction: all tables change, or none."""
 
     def tables(self) -> list[str]: ...

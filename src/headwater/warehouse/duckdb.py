@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from headwater.errors import WarehouseError
+from headwater.lake.tables import scan_sql
 from headwater.warehouse.base import LoadItem, LoadResult, Watermark
 
 LOADS = "_headwater_loads"
@@ -85,12 +86,16 @@ class DuckDBWarehouse:
             ).fetchall()[0][0]
             if not exists:
                 return {}
-            rows = conn.execute(f"SELECT table_name, max_batch, snapshot_id FROM {LOADS}").fetchall()
+            rows = conn.execute(
+                f"SELECT table_name, max_batch, snapshot_id FROM {LOADS}"
+            ).fetchall()
             return {str(r[0]): Watermark(r[1], r[2]) for r in rows}
         finally:
             conn.close()
 
-    def load(self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]) -> list[LoadResult]:
+    def load(
+        self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]
+    ) -> list[LoadResult]:
         conn = self._connect()
         results: list[LoadResult] = []
         try:
@@ -118,8 +123,7 @@ class DuckDBWarehouse:
         return results
 
     def _load_one(self, conn: duckdb.DuckDBPyConnection, item: LoadItem) -> LoadResult:
-        files = "[" + ", ".join(_s(f) for f in item.files) + "]"
-        source = f"read_parquet({files}, union_by_name = true)"
+        source = scan_sql(item.files)
         described = conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [(str(r[0]), str(r[1])) for r in described if not str(r[0]).startswith("_")]
         names = ", ".join(_q(c) for c, _ in columns)
@@ -129,15 +133,16 @@ class DuckDBWarehouse:
         if item.unique_key and item.mode != "replace":
             key = ", ".join(_q(k) for k in item.unique_key)
             dedup = f" QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _batch DESC) = 1"
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_q(stage)} AS SELECT {names} FROM {source}{where}{dedup}"
-        ).fetchall()
+        select = f"SELECT {names} FROM {source}{where}{dedup}"
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {_q(stage)} AS {select}").fetchall()
         added = self._ensure_table(conn, item.table, columns)
         table = _q(item.table)
         if item.mode == "replace":
             conn.execute(f"DELETE FROM {table}").fetchall()
         elif item.mode == "merge":
-            match = " AND ".join(f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key)
+            match = " AND ".join(
+                f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
+            )
             conn.execute(f"DELETE FROM {table} t USING {_q(stage)} s WHERE {match}").fetchall()
         conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {_q(stage)}").fetchall()
         staged = conn.execute(f"SELECT count(*) FROM {_q(stage)}").fetchall()[0][0]
@@ -145,7 +150,9 @@ class DuckDBWarehouse:
         conn.execute(f"DROP TABLE {_q(stage)}").fetchall()
         return LoadResult(item.table, item.mode, int(staged), int(total), added)
 
-    def _ensure_table(self, conn: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]) -> list[str]:
+    def _ensure_table(
+        self, conn: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]
+    ) -> list[str]:
         existing = conn.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
             f"AND table_name = {_s(table)} ORDER BY column_index"
@@ -164,9 +171,9 @@ class DuckDBWarehouse:
             elif old_type != new_type:
                 if not _widens(old_type, new_type):
                     raise WarehouseError(
-                        f"warehouse table {table!r}, column {name!r}: type changed from {old_type} "
-                        f"to {new_type}, which is not a widening; the load stopped (change the model "
-                        "back, or drop the column in the warehouse to accept the new type)"
+                        f"warehouse table {table!r}, column {name!r}: type changed from "
+                        f"{old_type} to {new_type}, which is not a widening; the load stopped "
+                        "(change the model back, or drop the column in the warehouse)"
                     )
                 conn.execute(f"ALTER TABLE {_q(table)} ALTER {_q(name)} TYPE {new_type}").fetchall()
         return added
