@@ -56,8 +56,8 @@ class CsvOptions(Strict):
     @field_validator("delimiter", "quote")
     @classmethod
     def _one_char(cls, value: str) -> str:
-        if len(value) != 1 or value in "\r\n":
-            raise ValueError("expected a single character other than a line break")
+        if len(value) != 1 or not value.isascii() or value in "\r\n":
+            raise ValueError("expected a single ASCII character other than a line break")
         return value
 
     @field_validator("columns")
@@ -81,6 +81,7 @@ class CsvOptions(Strict):
 
         try:
             codecs.lookup(value)
+            b"".decode(value)  # refuses codecs that are not text encodings (rot13, base64)
         except LookupError:
             raise ValueError(f"unknown text encoding {value!r}") from None
         return value

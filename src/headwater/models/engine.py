@@ -84,7 +84,8 @@ class Engine:
     def write_parquet(self, sql: str, path: str, context: str) -> int:
         """COPY a query to one Parquet file; returns the rows written."""
         rows = self.execute(
-            f"COPY ({sql}) TO {sql_string(path)} (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)",
+            f"COPY ({sql}) TO {sql_string(path)} "
+            "(FORMAT parquet, COMPRESSION snappy, RETURN_STATS)",
             context,
         )
         return sum(int(r[1]) for r in rows)

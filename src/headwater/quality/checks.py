@@ -3,16 +3,18 @@
 Each check becomes a boolean expression that is true for a failing row.
 Evaluation has two phases:
 
-1. `quarantine` checks: failing rows are taken out of the output and written
-   to the quarantine zone with the rule and a reason naming the bad value;
-2. `warn` and `error` checks run on the rows that remain. A failing `warn`
-   check is reported; a failing `error` check stops the model from being
-   published (and what depends on it).
+1. `quarantine()`: rows failing `quarantine` checks are taken out of the
+   output and written to the quarantine zone with the rule and a reason
+   naming the bad value (the output is materialised once, with the flags);
+2. `measure()`: `warn` and `error` checks count failing rows among the rows
+   kept, reading the written output; `unique` first tries a cheap
+   `count(DISTINCT ...)`. A failing `warn` check is reported; a failing
+   `error` check stops the model from being published (and what depends on it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 
@@ -43,6 +45,7 @@ class CompiledCheck:
     severity: Severity
     fails: str  # SQL: true when the row fails
     reason: str  # SQL: text explaining the failure of this row
+    proves_none: str | None = None  # SQL aggregate: true proves no row fails (a cheap first pass)
 
 
 @dataclass
@@ -53,17 +56,6 @@ class CheckResult:
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "severity": self.severity, "failed": self.failed}
-
-
-@dataclass
-class Evaluation:
-    kept_sql: str
-    quarantined: int
-    results: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[CheckResult]:
-        return [r for r in self.results if r.severity == "error" and r.failed]
 
 
 def _text(expr: str) -> str:
@@ -99,18 +91,28 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
     if isinstance(check, UniqueCheck):
         cols = [check.unique] if isinstance(check.unique, str) else check.unique
         key = ", ".join(quote_ident(c) for c in cols)
-        fails = f"count(*) OVER (PARTITION BY {key}) > 1"
-        if existing is not None:
-            fails += f" OR ({key}) IN (SELECT ({key}) FROM {existing})"
+        one = key if len(cols) == 1 else f"row({key})"
         shown = " || ', ' || ".join(_text(quote_ident(c)) for c in cols)
-        return [
+        name = check.name or f"unique({', '.join(cols)})"
+        out = [
             CompiledCheck(
-                check.name or f"unique({', '.join(cols)})",
+                name,
                 sev,
-                fails,
+                f"count(*) OVER (PARTITION BY {key}) > 1",
                 f"'{', '.join(cols)} ' || {shown} || ' is not unique'",
+                proves_none=f"count(*) = count(DISTINCT {one})",
             )
         ]
+        if existing is not None:
+            out.append(
+                CompiledCheck(
+                    f"{name} across runs",
+                    sev,
+                    f"({one}) IN (SELECT {one} FROM {existing})",
+                    f"'{', '.join(cols)} ' || {shown} || ' was already loaded by an earlier run'",
+                )
+            )
+        return out
     if isinstance(check, AcceptedValuesCheck):
         a = check.accepted_values
         col = quote_ident(a.column)
@@ -167,71 +169,68 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
     ]
 
 
-def evaluate(
+def quarantine(
     conn: duckdb.DuckDBPyConnection,
-    relation: str,
+    source_sql: str,
     checks: list[CompiledCheck],
-    write_quarantine: str | None,
-    quarantine_columns: str,
-    prefix: str = "__hw",
-) -> Evaluation:
-    """Run checks over `relation` (a table or view name) on `conn`.
+    write_to: str | None,
+    record_columns: str,
+    table: str,
+) -> tuple[str, list[CheckResult], int]:
+    """Materialise `source_sql` once as `table`, flagging rows that fail `checks`.
 
-    Rows failing quarantine checks are copied, as quarantine records built by
-    the `quarantine_columns` select list, to the Parquet file
-    `write_quarantine` (when given) and left out of `kept_sql`.
+    Failing rows are written as quarantine records (the `record_columns`
+    select list, with `{rule}` and `{reason}` filled in) to the Parquet file
+    `write_to` when given. Returns the name of a view of the rows kept, the
+    per-check counts and the number of rows quarantined.
     """
-    flagged, kept_name = f"{prefix}_flagged", f"{prefix}_kept"
-    results: list[CheckResult] = []
-    quarantine = [c for c in checks if c.severity == "quarantine"]
-    others = [c for c in checks if c.severity != "quarantine"]
-    kept = relation
-    quarantined = 0
-    if quarantine:
-        flags = ", ".join(f"({c.fails}) AS __hw_f{i}" for i, c in enumerate(quarantine))
+    flags = ", ".join(f"({c.fails}) AS __hw_f{i}" for i, c in enumerate(checks))
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, {flags} FROM ({source_sql})"
+    ).fetchall()
+    any_fail = " OR ".join(f"__hw_f{i}" for i in range(len(checks)))
+    sums = ", ".join(f"count(*) FILTER (WHERE __hw_f{i})" for i in range(len(checks)))
+    counts = conn.execute(
+        f"SELECT count(*) FILTER (WHERE {any_fail}), {sums} FROM {table}"
+    ).fetchall()[0]
+    results = [
+        CheckResult(c.name, c.severity, int(n)) for c, n in zip(checks, counts[1:], strict=True)
+    ]
+    if counts[0] and write_to is not None:
+        rule = " ".join(f"WHEN __hw_f{i} THEN {sql_literal(c.name)}" for i, c in enumerate(checks))
+        reason = " ".join(f"WHEN __hw_f{i} THEN {c.reason}" for i, c in enumerate(checks))
+        columns = record_columns.replace("{rule}", f"CASE {rule} END").replace(
+            "{reason}", f"CASE {reason} END"
+        )
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {flagged} AS SELECT *, {flags} FROM {relation}"
+            f"COPY (SELECT {columns} FROM {table} WHERE {any_fail}) "
+            f"TO {sql_literal(write_to)} (FORMAT parquet, COMPRESSION zstd)"
         ).fetchall()
-        any_fail = " OR ".join(f"__hw_f{i}" for i in range(len(quarantine)))
-        sums = ", ".join(f"count(*) FILTER (WHERE __hw_f{i})" for i in range(len(quarantine)))
-        counts = conn.execute(
-            f"SELECT count(*) FILTER (WHERE {any_fail}), {sums} FROM {flagged}"
-        ).fetchall()[0]
-        quarantined = int(counts[0])
-        results += [
-            CheckResult(c.name, c.severity, int(n))
-            for c, n in zip(quarantine, counts[1:], strict=True)
-        ]
-        rule = (
-            "CASE "
-            + " ".join(
-                f"WHEN __hw_f{i} THEN {sql_literal(c.name)}" for i, c in enumerate(quarantine)
-            )
-            + " END"
-        )
-        reason = (
-            "CASE "
-            + " ".join(f"WHEN __hw_f{i} THEN {c.reason}" for i, c in enumerate(quarantine))
-            + " END"
-        )
-        if quarantined and write_quarantine is not None:
-            columns = quarantine_columns.replace("{rule}", rule).replace("{reason}", reason)
-            conn.execute(
-                f"COPY (SELECT {columns} FROM {flagged} WHERE {any_fail}) "
-                f"TO '{write_quarantine}' (FORMAT parquet, COMPRESSION zstd)"
+    drop = ", ".join(f"__hw_f{i}" for i in range(len(checks)))
+    kept = f"{table}_kept"
+    conn.execute(
+        f"CREATE OR REPLACE TEMP VIEW {kept} AS SELECT * EXCLUDE ({drop}) FROM {table} "
+        f"WHERE NOT ({any_fail})"
+    ).fetchall()
+    return kept, results, int(counts[0])
+
+
+def measure(
+    conn: duckdb.DuckDBPyConnection, relation_sql: str, checks: list[CompiledCheck]
+) -> list[CheckResult]:
+    """Count failing rows of `warn` and `error` checks (rows are not removed)."""
+    results = []
+    for check in checks:
+        if check.proves_none is not None:
+            [(clean,)] = conn.execute(
+                f"SELECT {check.proves_none} FROM ({relation_sql})"
             ).fetchall()
-        drop = ", ".join(f"__hw_f{i}" for i in range(len(quarantine)))
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {kept_name} AS SELECT * EXCLUDE ({drop}) "
-            f"FROM {flagged} WHERE NOT ({any_fail})"
+            if clean:
+                results.append(CheckResult(check.name, check.severity, 0))
+                continue
+        [(failed,)] = conn.execute(
+            f"SELECT count(*) FILTER (WHERE __hw_f) "
+            f"FROM (SELECT ({check.fails}) AS __hw_f FROM ({relation_sql}))"
         ).fetchall()
-        conn.execute(f"DROP TABLE {flagged}").fetchall()
-        kept = kept_name
-    if others:
-        flags = ", ".join(f"({c.fails}) AS __hw_f{i}" for i, c in enumerate(others))
-        sums = ", ".join(f"count(*) FILTER (WHERE __hw_f{i})" for i in range(len(others)))
-        counts = conn.execute(f"SELECT {sums} FROM (SELECT {flags} FROM {kept})").fetchall()[0]
-        results += [
-            CheckResult(c.name, c.severity, int(n)) for c, n in zip(others, counts, strict=True)
-        ]
-    return Evaluation(kept_sql=kept, quarantined=quarantined, results=results)
+        results.append(CheckResult(check.name, check.severity, int(failed)))
+    return results

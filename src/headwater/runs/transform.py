@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from headwater.config import CheckConfig, UniqueCheck
 from headwater.errors import HeadwaterError, ModelError, TerminalError
 from headwater.lake.tables import BATCH_COLUMN, scan_sql
 from headwater.models.engine import sql_string
 from headwater.models.spec import Model
 from headwater.quality import pii
-from headwater.quality.checks import CheckResult, compile_check, evaluate
+from headwater.quality.checks import CheckResult, CompiledCheck, compile_check, measure, quarantine
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import ModelSummary
@@ -46,6 +47,7 @@ class _BatchState:
     batch: int
     views: dict[tuple[str, str], str] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    temp: list[str] = field(default_factory=list)  # engine tables and views to drop
 
 
 def _summary(ctx: RunContext, model: Model) -> ModelSummary:
@@ -101,8 +103,8 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
 
 
 def _drop_views(ctx: RunContext, state: _BatchState) -> None:
-    for table in state.views.values():
-        ctx.engine.drop(table)
+    for name in reversed(state.temp):
+        ctx.engine.drop(name)
 
 
 def _bind(ctx: RunContext, state: _BatchState, ref: str, mode: str) -> None:
@@ -134,22 +136,29 @@ def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
     key = (model.name, mode)
     if key in state.views:
         return state.views[key]
-    for ref in sorted(model.refs):
-        _bind(ctx, state, ref, mode)
-    table = f"__hw_view_{model.name}_{mode}"
-    ctx.engine.materialize(table, model.sql, f"view {model.name}")
-    if model.config.checks:
-        # Quarantine records are written once, when the view is computed over the batch's rows.
-        kept, results, quarantined = _apply_checks(ctx, state, model, table, record=mode == DELTA)
-        ctx.engine.materialize(table + "_kept", f"SELECT * FROM {kept}", f"view {model.name}")
-        ctx.engine.drop(table)
-        table += "_kept"
-        if mode == DELTA:
-            _record_checks(ctx, model, results, quarantined)
-    state.views[key] = table
     summary = _summary(ctx, model)
+    if model.name in state.failed:
+        raise ModelError(f"reads view {model.name!r}, which failed: {summary.error}")
+    table = f"__hw_view_{model.name}_{mode}"
+    context = f"view {model.name} ({model.path.name})"
+    try:
+        for ref in sorted(model.refs):
+            _bind(ctx, state, ref, mode)
+        # Quarantine records are written once, when the view is computed over the batch's rows.
+        kept = _checked(ctx, state, model, model.sql, table, record=mode == DELTA)
+        if kept is None:
+            ctx.engine.materialize(table, model.sql, context)
+            kept = table
+        _measure(ctx, model, f"SELECT * FROM {kept}", record=mode == DELTA)
+    except HeadwaterError as exc:
+        state.failed.add(model.name)
+        if summary.status != "failed":
+            summary.status, summary.error = "failed", str(exc)
+        raise ModelError(f"reads view {model.name!r}, which failed: {exc}") from None
+    state.views[key] = kept
+    state.temp.extend([table, kept])
     summary.status = "computed"
-    return table
+    return kept
 
 
 def _record_checks(
@@ -165,31 +174,38 @@ def _record_checks(
     summary.checks = list(totals.values())
 
 
-def _apply_checks(
-    ctx: RunContext,
-    state: _BatchState,
-    model: Model,
-    relation: str,
-    record: bool,
-    existing: str | None = None,
-) -> tuple[str, list[CheckResult], int]:
-    compiled = [c for check in model.config.checks for c in compile_check(check, existing)]
-    columns = ctx.engine.columns(relation, model.name)
-    names = [c for c, _ in columns]
+def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
+    """The model's checks, plus `unique` on its unique_key when appending (keys stay unique)."""
+    checks: list[CheckConfig] = list(model.config.checks)
+    cfg = model.config
+    if cfg.materialized == "incremental" and cfg.strategy == "append" and cfg.unique_key:
+        declared = any(
+            isinstance(c, UniqueCheck)
+            and sorted([c.unique] if isinstance(c.unique, str) else c.unique)
+            == sorted(cfg.unique_key)
+            for c in checks
+        )
+        if not declared:
+            checks.append(UniqueCheck(unique=list(cfg.unique_key)))
+    return [c for check in checks for c in compile_check(check, existing)]
+
+
+def _checked(
+    ctx: RunContext, state: _BatchState, model: Model, sql: str, table: str, record: bool
+) -> str | None:
+    """Apply quarantine checks: the name of a view of the rows kept, or None without such checks."""
+    checks = [c for c in _compiled(model) if c.severity == "quarantine"]
+    if not checks:
+        return None
+    names = [c for c, _ in ctx.engine.columns(f"({sql})", model.name)]
     public = [c for c in names if not c.startswith("_")]
     sources = ctx.dag.sources_of(model.name)
-    source = pii.quote_ident(next(iter(sources))) if len(sources) == 1 else None
-    record_json = (
-        "to_json(struct_pack("
-        + ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public)
-        + "))"
-        if public
-        else "NULL"
-    )
-    select = (
+    source = sql_string(next(iter(sources))) if len(sources) == 1 else "NULL"
+    fields = ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public)
+    record_json = f"to_json(struct_pack({fields}))" if public else "NULL"
+    columns = (
         f"{state.batch}::BIGINT AS _batch, {ctx.run_id}::BIGINT AS run_id, 'model' AS stage, "
-        f"{sql_string(model.name)} AS name, "
-        f"{sql_string(next(iter(sources))) if source else 'NULL'}::VARCHAR AS source, "
+        f"{sql_string(model.name)} AS name, {source}::VARCHAR AS source, "
         f"{'_file' if '_file' in names else 'NULL'}::VARCHAR AS file, "
         f"{'_line' if '_line' in names else 'NULL'}::BIGINT AS line, "
         "{rule} AS rule, {reason} AS reason, " + record_json + "::VARCHAR AS record"
@@ -199,15 +215,33 @@ def _apply_checks(
         ctx.quarantine.reset(model.name, state.batch)
         target = ctx.quarantine.new_file(model.name, state.batch)
     try:
-        evaluation = evaluate(
-            ctx.engine.conn, relation, compiled, target, select, prefix=f"__hw_{model.name}"
+        kept, results, quarantined = quarantine(
+            ctx.engine.conn, sql, checks, target, columns, table
         )
     except duckdb.Error as exc:
         raise ModelError(f"model {model.name!r}: checks could not run: {exc}") from None
-    if evaluation.errors:
-        failed = ", ".join(f"{r.name} ({r.failed} rows)" for r in evaluation.errors)
+    if record:
+        _record_checks(ctx, model, results, quarantined)
+    return kept
+
+
+def _measure(
+    ctx: RunContext, model: Model, relation_sql: str, record: bool, existing: str | None = None
+) -> None:
+    """Run warn and error checks; an error check that fails stops the model."""
+    checks = [c for c in _compiled(model, existing) if c.severity != "quarantine"]
+    if not checks:
+        return
+    try:
+        results = measure(ctx.engine.conn, relation_sql, checks)
+    except duckdb.Error as exc:
+        raise ModelError(f"model {model.name!r}: checks could not run: {exc}") from None
+    if record:
+        _record_checks(ctx, model, results, 0)
+    errors = [r for r in results if r.severity == "error" and r.failed]
+    if errors:
+        failed = ", ".join(f"{r.name} ({r.failed} rows)" for r in errors)
         raise CheckError(f"model {model.name!r}: error-severity check failed: {failed}")
-    return evaluation.kept_sql, evaluation.results, evaluation.quarantined
 
 
 def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
@@ -224,37 +258,33 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     )
     summary = _summary(ctx, model)
     exists = ctx.tables.exists(model.name)
-    output = body
-    if cfg.checks:
-        out_table = f"__hw_out_{model.name}"
-        ctx.engine.materialize(out_table, body, context)
-        existing = None
-        if cfg.materialized == "incremental" and cfg.strategy == "append" and exists:
-            ctx.engine.bind_parquet(
-                "__hw_existing",
-                ctx.tables.data_files(model.name),
-                empty_schema=_schema_sql(ctx, model.name),
-            )
-            existing = "__hw_existing"
-        kept, results, quarantined = _apply_checks(
-            ctx, state, model, out_table, record=True, existing=existing
-        )
-        _record_checks(ctx, model, results, quarantined)
-        output = f"SELECT * FROM {kept}"
+    out_table = f"__hw_out_{model.name}"
+    kept = _checked(ctx, state, model, body, out_table, record=True)
+    output = body if kept is None else f"SELECT * FROM {kept}"
     path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
-    commit_mode: str = "replace"
-    if cfg.materialized == "incremental" and cfg.strategy == "append":
-        commit_mode = "append"
-        written = ctx.engine.write_parquet(output, path, context)
-        summary.rows_written += written
-    elif cfg.materialized == "incremental":
-        merged = _merge_sql(ctx, model, output, exists)
-        ctx.engine.write_parquet(merged, path, context)
-        summary.rows_written += int(
-            ctx.engine.execute(f"SELECT count(*) FROM ({output})", context)[0][0]
+    existing = None
+    if cfg.materialized == "incremental" and cfg.strategy == "append" and exists:
+        ctx.engine.bind_parquet(
+            "__hw_existing",
+            ctx.tables.data_files(model.name),
+            empty_schema=_schema_sql(ctx, model.name),
         )
+        existing = "__hw_existing"
+    if cfg.materialized == "incremental" and cfg.strategy == "merge":
+        # Check the incoming rows, then write the merged table.
+        _measure(ctx, model, output, record=True)
+        summary.rows_written += ctx.engine.scalar_int(f"SELECT count(*) FROM ({output})", context)
+        ctx.engine.write_parquet(_merge_sql(ctx, model, output, exists), path, context)
+        commit_mode = "replace"
     else:
-        summary.rows_written = ctx.engine.write_parquet(output, path, context)
+        written = ctx.engine.write_parquet(output, path, context)
+        _measure(ctx, model, f"SELECT * FROM {scan_sql([path])}", record=True, existing=existing)
+        if cfg.materialized == "incremental":
+            summary.rows_written += written
+            commit_mode = "append"
+        else:
+            summary.rows_written = written
+            commit_mode = "replace"
     samples = ctx.leak_samples.get(state.batch, {})
     dropped = set().union(*(s.dropped() for s in samples.values())) if samples else set()
     pii.check_leaks(ctx.engine.conn, scan_sql([path]), model.name, dropped)
@@ -265,8 +295,8 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
         batch=state.batch,
         run_id=ctx.run_id,
     )
-    for table in (f"__hw_out_{model.name}",):
-        ctx.engine.drop(table)
+    ctx.engine.drop(f"{out_table}_kept")
+    ctx.engine.drop(out_table)
 
 
 def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> str:

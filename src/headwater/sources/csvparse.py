@@ -77,12 +77,14 @@ def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     """Bytes as UTF-8 without BOM and with a final newline, or an error message."""
     enc = encoding.lower().replace("_", "-")
     if enc in ("utf-8", "utf8", "utf-8-sig"):
-        data = data.removeprefix(BOM)
+        bom = len(BOM) if data.startswith(BOM) else 0
+        data = data[bom:]
         if not data.isascii():
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return b"", f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+                offset = exc.start + bom
+                return b"", f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {offset}"
     else:
         try:
             data = data.decode(encoding).encode("utf-8").removeprefix(BOM)
@@ -196,11 +198,12 @@ def _cut_column(
 ) -> pa.Array:
     """One column: quoted fields unquoted, padding trimmed, straight from the bytes."""
     quote = ord(options.quote)
+    start = left.copy()  # where the field begins, padding included
     nonempty = right > left
     first = np.where(nonempty, buf[np.minimum(left, len(buf) - 1)], 0)
     last = np.where(nonempty, buf[np.maximum(right - 1, 0)], 0)
     lead_space = nonempty & _SPACE[first]
-    if lead_space.any():  # `  "x"` or `  x`: move left past the padding
+    if lead_space.any():  # `  "x"`: look past the padding for an opening quote
         sel = np.flatnonzero(lead_space)
         text = _strings(raw, left[sel], right[sel])
         stripped = pc.utf8_ltrim(text, characters=" \t")
@@ -211,7 +214,8 @@ def _cut_column(
     quoted = nonempty & (first == quote)
     if quoted.any():
         quoted[quoted] = geo.quotes_between(left[quoted], right[quoted]) >= 2
-    lo, hi = left.copy(), right.copy()
+    # Unquoted fields keep their padding unless trimming; quoted ones lose what is outside the quotes.
+    lo, hi = np.where(quoted | options.trim, left, start), right.copy()
     doubled = np.zeros(len(left), dtype=bool)
     if quoted.any():
         q = np.flatnonzero(quoted)
@@ -234,7 +238,7 @@ def _cut_column(
             inner_last = buf[np.maximum(hi - 1, 0)]
             pad |= quoted & (hi > lo) & (_SPACE[inner_first] | _SPACE[inner_last])
         if pad.any():
-            column = pc.if_else(pa.array(pad), pc.utf8_trim_whitespace(column), column)
+            column = pc.if_else(pa.array(pad), pc.utf8_trim(column, characters=" \t"), column)
     return column
 
 
@@ -349,7 +353,7 @@ def _blank_lines(
     cand = np.flatnonzero((fields == 1) & (quotes == 0) & ~blank)
     if len(cand):
         text = _strings(raw, lines.starts[cand], lines.ends[cand])
-        blank[cand] = _mask(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+        blank[cand] = _mask(pc.equal(pc.utf8_length(pc.utf8_trim(text, characters=" \t")), 0))
     return blank
 
 
@@ -389,12 +393,27 @@ def _header_lines(
     files_with_data = np.unique(cand_file[has_digit])
     header[cand[leading & np.isin(cand_file, files_with_data)]] = True
     if header.any():
-        texts = _strings(raw, lines.starts[header], lines.ends[header])
+        # A later line equal to a header line of the same file is a repeated header.
+        found = np.flatnonzero(header)
+        texts = _strings(raw, lines.starts[found], lines.ends[found])
         length = lines.ends - lines.starts
-        rest = np.flatnonzero(~blank & ~header & np.isin(length, np.unique(length[header])))
+        rest = np.flatnonzero(
+            ~blank
+            & ~header
+            & np.isin(length, np.unique(length[found]))
+            & np.isin(lines.file, np.unique(lines.file[found]))
+        )
         if len(rest):
-            same = pc.is_in(_strings(raw, lines.starts[rest], lines.ends[rest]), value_set=texts)
-            header[rest[_mask(same)]] = True
+            rest_text = _strings(raw, lines.starts[rest], lines.ends[rest])
+            rest = rest[_mask(pc.is_in(rest_text, value_set=texts))]
+        if len(rest):
+            # Few lines get here (those equal to some header): match them by (file, text).
+            own = set(zip(lines.file[found].tolist(), texts.to_pylist(), strict=True))
+            again = _strings(raw, lines.starts[rest], lines.ends[rest]).to_pylist()
+            same_file = [
+                (f, t) in own for f, t in zip(lines.file[rest].tolist(), again, strict=True)
+            ]
+            header[rest[np.asarray(same_file, dtype=bool)]] = True
     return header
 
 
@@ -403,8 +422,9 @@ def detect_columns(first: RawText, options: CsvOptions) -> list[str] | None:
     data, error = normalise(first.data, options.encoding)
     if error is not None:
         return None
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
+    for line in data.decode("utf-8").split("\n"):
+        line = line.removesuffix("\r")
+        if line.strip(" \t"):
             return header_names(_split_line(line, options.delimiter, options.quote))
     return None
 

@@ -88,30 +88,38 @@ def set_status(
     status: str,
     stats: dict[str, FileStats] | None = None,
 ) -> None:
+    """Move files to `status`, recording their counts when given (one statement per batch)."""
     hashes = list(hashes)
+    if not hashes:
+        return
     with db.engine.begin() as conn:
+        conn.execute(
+            files.update()
+            .where(files.c.source == source, files.c.content_hash.in_(hashes))
+            .values(status=status)
+        )
         if stats:
-            for h in hashes:
-                s = stats.get(h)
-                values: dict[str, object] = {"status": status}
-                if s is not None:
-                    values |= {
-                        "rows_read": s.rows_read,
-                        "rows_quarantined": s.rows_quarantined,
-                        "header_lines": s.header_lines,
-                        "blank_lines": s.blank_lines,
-                    }
-                conn.execute(
-                    files.update()
-                    .where(files.c.source == source, files.c.content_hash == h)
-                    .values(**values)
-                )
-        elif hashes:
-            conn.execute(
+            rows = [
+                {
+                    "h": h,
+                    "rows_read": s.rows_read,
+                    "rows_quarantined": s.rows_quarantined,
+                    "header_lines": s.header_lines,
+                    "blank_lines": s.blank_lines,
+                }
+                for h, s in stats.items()
+            ]
+            statement = (
                 files.update()
-                .where(files.c.source == source, files.c.content_hash.in_(hashes))
-                .values(status=status)
+                .where(files.c.source == source, files.c.content_hash == sa.bindparam("h"))
+                .values(
+                    rows_read=sa.bindparam("rows_read"),
+                    rows_quarantined=sa.bindparam("rows_quarantined"),
+                    header_lines=sa.bindparam("header_lines"),
+                    blank_lines=sa.bindparam("blank_lines"),
+                )
             )
+            conn.execute(statement, rows)
 
 
 def set_batch_status(db: StateDB, batch: int, status: str) -> None:

@@ -1,11 +1,12 @@
 """The DuckDB warehouse: a database file under the project by default.
 
-A load is one transaction. For each table the new rows are staged from lake
-Parquet (`_`-prefixed lineage columns left out), deduplicated on the key,
-then merged: rows with a staged key are deleted and the staged rows
-inserted. The load watermark of every table is written in the same
-transaction, so a crash leaves the warehouse and its watermarks unchanged,
-and a rerun loads exactly what is missing. New columns are added; a type
+A load is one transaction. For each table the new rows are read from lake
+Parquet (`_`-prefixed lineage columns left out) and merged: rows with a key
+being loaded are deleted, then the new rows inserted. The lake already holds
+one row per key (merge models dedupe; an incremental model's unique_key is
+checked), so no deduplication is needed here. The load watermark of every
+table is written in the same transaction, so a crash leaves the warehouse and
+its watermarks unchanged, and a rerun loads exactly what is missing. New columns are added; a type
 change that is not a widening stops the load, naming table, column and types.
 """
 
@@ -128,27 +129,27 @@ class DuckDBWarehouse:
         columns = [(str(r[0]), str(r[1])) for r in described if not str(r[0]).startswith("_")]
         names = ", ".join(_q(c) for c, _ in columns)
         where = "" if item.after_batch is None else f" WHERE _batch > {item.after_batch}"
-        stage = f"__hw_stage_{item.table}"
-        dedup = ""
-        if item.unique_key and item.mode != "replace":
-            key = ", ".join(_q(k) for k in item.unique_key)
-            dedup = f" QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _batch DESC) = 1"
-        select = f"SELECT {names} FROM {source}{where}{dedup}"
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {_q(stage)} AS {select}").fetchall()
+        new_rows = f"SELECT {names} FROM {source}{where}"
         added = self._ensure_table(conn, item.table, columns)
         table = _q(item.table)
-        if item.mode == "replace":
+        [(present,)] = conn.execute(f"SELECT count(*) > 0 FROM {table}").fetchall()
+        if present and item.mode == "replace":
             conn.execute(f"DELETE FROM {table}").fetchall()
-        elif item.mode == "merge":
-            match = " AND ".join(
-                f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
-            )
-            conn.execute(f"DELETE FROM {table} t USING {_q(stage)} s WHERE {match}").fetchall()
-        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {_q(stage)}").fetchall()
-        staged = conn.execute(f"SELECT count(*) FROM {_q(stage)}").fetchall()[0][0]
-        total = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        conn.execute(f"DROP TABLE {_q(stage)}").fetchall()
-        return LoadResult(item.table, item.mode, int(staged), int(total), added)
+        elif present and item.mode == "merge":
+            # The lake holds one row per key (merge models dedupe, append models check
+            # uniqueness), so deleting the keys being loaded, then inserting, is a merge.
+            key = ", ".join(_q(k) for k in item.unique_key)
+            keys = f"SELECT {key} FROM {source}{where}"
+            if len(item.unique_key) == 1:
+                conn.execute(f"DELETE FROM {table} WHERE {key} IN ({keys})").fetchall()
+            else:
+                match = " AND ".join(
+                    f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
+                )
+                conn.execute(f"DELETE FROM {table} t USING ({keys}) s WHERE {match}").fetchall()
+        [(inserted,)] = conn.execute(f"INSERT INTO {table} ({names}) {new_rows}").fetchall()
+        [(total,)] = conn.execute(f"SELECT count(*) FROM {table}").fetchall()
+        return LoadResult(item.table, item.mode, int(inserted), int(total), added)
 
     def _ensure_table(
         self, conn: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]]

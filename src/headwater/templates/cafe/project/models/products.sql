@@ -11,16 +11,13 @@ checks:
   - unique: product_id
   - not_null: [product_name, price]
 */
-with items as (
-    select transacted_at, unnest(items) as item
-    from orders
-)
 select
-    ('0x' || substr(md5(concat_ws('|', item.product_name, coalesce(item.variant, ''), coalesce(item.size, ''))), 1, 15))::bigint as product_id,
-    item.product_name as product_name,
-    item.variant as variant,
-    item.size as size,
-    arg_max(item.price, transacted_at)::decimal(10, 2) as price,
-    max(transacted_at) as _last_seen_at
-from items
-group by all
+    i.product_id,
+    i.product_name,
+    i.variant,
+    i.size,
+    arg_max(i.price, i.transacted_at)::decimal(10, 2) as price,
+    max(i.transacted_at) as _last_seen_at
+from order_items i
+semi join orders o on i.transaction_id = o.transaction_id
+group by i.product_id, i.product_name, i.variant, i.size

@@ -9,17 +9,12 @@ checks:
   - range: {column: quantity, min: 1}
   - relationships: {column: transaction_id, to: transactions, field: transaction_id}
 */
-with items as (
-    select transaction_id, _file, _line, unnest(items) as item
-    from orders
-)
 select
-    transaction_id,
-    ('0x' || substr(md5(concat_ws('|', item.product_name, coalesce(item.variant, ''), coalesce(item.size, ''))), 1, 15))::bigint as product_id,
+    i.transaction_id,
+    i.product_id,
     count(*)::integer as quantity,
-    round(sum(item.price) / count(*), 2)::decimal(10, 2) as unit_price,
-    sum(item.price)::decimal(10, 2) as line_total,
-    any_value(_file) as _file,
-    any_value(_line) as _line
-from items
-group by all
+    round(sum(i.price) / count(*), 2)::decimal(10, 2) as unit_price,
+    sum(i.price)::decimal(10, 2) as line_total
+from order_items i
+semi join orders o on i.transaction_id = o.transaction_id  -- quarantined transactions have no items
+group by i.transaction_id, i.product_id

@@ -1,0 +1,43 @@
+/* headwater
+materialized: view
+description: >
+  One row per line of a branch file, its fields told apart by content. Format A
+  (DD/MM/YYYY HH:MM, sized items) and A0 (unsized items with a leading space)
+  put the total before the payment; Format B (ISO time, basket as flat
+  size,product,price triples) puts the payment first. Ids are derived from the
+  file's content hash and the line number, so the same file always gives the
+  same ids, whatever its name.
+*/
+with fields as (
+    select
+        _batch, _file, _file_hash, _line, ts, basket, total, payment,
+        trim(branch) as branch_name,
+        customer_name as customer_key,  -- already a keyed hash: the source's PII policy
+        upper(total) in ('CARD', 'CASH') as _payment_first,
+        starts_with(basket, ',') or starts_with(basket, 'Large,') or starts_with(basket, 'Regular,') as _triples
+    from branch_files
+),
+branch_ids as (
+    select branch_name, ('0x' || substr(md5(branch_name), 1, 15))::bigint as branch_id
+    from (select distinct branch_name from fields)
+)
+select
+    -- 60 bits of the file's SHA-256 mixed with the line number: unique within a file, stable forever.
+    xor(('0x' || substr(_file_hash, 1, 15))::bigint, _line * 4398046511103) as transaction_id,
+    b.branch_id,
+    f.branch_name,
+    try_strptime(ts, ['%d/%m/%Y %H:%M', '%Y-%m-%d %H:%M:%S', '%d/%m/%Y %H:%M:%S', '%Y-%m-%d %H:%M']) as transacted_at,
+    case when _payment_first then payment else total end as total_text,
+    upper(case when _payment_first then total else payment end) as payment_method,
+    customer_key,
+    ts,
+    basket,
+    -- Format B's triples rewritten as Format A items, separated by '|'.
+    case when _triples
+         then string_split(regexp_replace(basket, '(Large|Regular|),([^,]*),([^,]*)(,|$)', '\1 \2 - \3|', 'g'), '|')
+         else string_split(basket, ',')
+    end as _items,
+    _triples,
+    _batch, _file, _file_hash, _line
+from fields f
+join branch_ids b using (branch_name)
