@@ -214,7 +214,8 @@ def _cut_column(
     quoted = nonempty & (first == quote)
     if quoted.any():
         quoted[quoted] = geo.quotes_between(left[quoted], right[quoted]) >= 2
-    # Unquoted fields keep their padding unless trimming; quoted ones lose what is outside the quotes.
+    # Unquoted fields keep their padding unless trimming; quoted ones lose what is
+    # outside their quotes.
     lo, hi = np.where(quoted | options.trim, left, start), right.copy()
     doubled = np.zeros(len(left), dtype=bool)
     if quoted.any():
@@ -422,8 +423,8 @@ def detect_columns(first: RawText, options: CsvOptions) -> list[str] | None:
     data, error = normalise(first.data, options.encoding)
     if error is not None:
         return None
-    for line in data.decode("utf-8").split("\n"):
-        line = line.removesuffix("\r")
+    for raw_line in data.decode("utf-8").split("\n"):
+        line = raw_line.removesuffix("\r")
         if line.strip(" \t"):
             return header_names(_split_line(line, options.delimiter, options.quote))
     return None
