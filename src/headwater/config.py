@@ -81,9 +81,11 @@ class CsvOptions(Strict):
 
         try:
             codecs.lookup(value)
-            b"".decode(value)  # refuses codecs that are not text encodings (rot13, base64)
+            b"a".decode(value)  # refuses codecs that are not text encodings (rot13, base64)
         except LookupError:
             raise ValueError(f"unknown text encoding {value!r}") from None
+        except UnicodeDecodeError:
+            pass  # a text encoding that needs more than one byte: fine
         return value
 
 
