@@ -38,7 +38,12 @@ def test_same_file_under_another_name_and_rerun_change_nothing(
     second = run_project(root)
     assert second.ok, second.error
     source = second.sources["branch_files"]
-    assert (source.files_new, source.files_duplicate, source.rows_read) == (0, result.files + 1, 0)
+    assert (source.files_new, source.files_unchanged, source.files_duplicate) == (
+        0,
+        result.files,
+        1,
+    )
+    assert source.rows_read == 0
     assert {"file": "reupload_copy.csv", "same_content_as": original.name} in source.duplicates
     assert second.warehouse.status == "unchanged"
     assert warehouse_snapshot(root) == before

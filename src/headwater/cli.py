@@ -229,7 +229,8 @@ def _print_summary(data: dict[str, Any]) -> None:
     for name, s in data["sources"].items():
         out.print(
             f"  source {name}: {s['files_found']} files found, {s['files_new']} new, "
-            f"{s['files_duplicate']} already loaded; {s['rows_read']:,} rows read, "
+            f"{s['files_unchanged']} loaded before, {s['files_duplicate']} duplicate content; "
+            f"{s['rows_read']:,} rows read, "
             f"{s['rows_loaded']:,} loaded, {s['rows_quarantined']:,} quarantined"
         )
         for reason, n in sorted(s["quarantined_by_reason"].items()):

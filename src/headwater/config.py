@@ -20,8 +20,10 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -195,14 +197,31 @@ class RelationshipsCheck(CheckBase):
     relationships: RelationshipsArgs
 
 
-CheckConfig = (
-    NotNullCheck
-    | UniqueCheck
-    | AcceptedValuesCheck
-    | RangeCheck
-    | ExpressionCheck
-    | RelationshipsCheck
-)
+CHECK_KINDS = ("not_null", "unique", "accepted_values", "range", "expression", "relationships")
+
+
+def _check_kind(value: Any) -> str | None:
+    """Which check a mapping is: the one check-kind key it holds."""
+    if isinstance(value, dict):
+        kinds = [k for k in CHECK_KINDS if k in value]
+    else:
+        kinds = [k for k in CHECK_KINDS if getattr(value, k, None) is not None]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+CheckConfig = Annotated[
+    Annotated[NotNullCheck, Tag("not_null")]
+    | Annotated[UniqueCheck, Tag("unique")]
+    | Annotated[AcceptedValuesCheck, Tag("accepted_values")]
+    | Annotated[RangeCheck, Tag("range")]
+    | Annotated[ExpressionCheck, Tag("expression")]
+    | Annotated[RelationshipsCheck, Tag("relationships")],
+    Discriminator(
+        _check_kind,
+        custom_error_type="check_kind",
+        custom_error_message=f"expected a check with exactly one of: {', '.join(CHECK_KINDS)}",
+    ),
+]
 
 
 class ModelConfig(Strict):
@@ -354,42 +373,71 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _lookup(tree: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
+def _locate(tree: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], bool, Any]:
+    """The key path as the user wrote it, and the value there if it exists.
+
+    pydantic inserts tags (a union member's name, a discriminator value such
+    as `files`) into error locations; parts that do not exist in the tree at
+    their level are such tags and are left out, except the last part (a
+    missing key is reported by its name).
+    """
     node = tree
-    for part in loc:
+    path: list[int | str] = []
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        following = None if last else loc[i + 1]
+        if (
+            isinstance(node, dict)
+            and part in node
+            and following is not None
+            and following in node
+            and not (isinstance(node[part], dict) and following in node[part])
+        ):
+            continue  # a tag that happens to equal a key (a check's kind): skip it
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[int(part)]
+        elif last:
+            path.append(part)
+            return tuple(path), False, None
         else:
-            return False, None
-    return True, node
+            continue
+        path.append(part)
+    return tuple(path), True, node
 
 
 def validation_error(
-    file: Path | str, exc: ValidationError, tree: Any, prefix: str = ""
+    file: Path | str, exc: ValidationError, tree: Any, prefix: str = "", raw: Any = None
 ) -> ConfigError:
-    """Turn pydantic's errors into one message: file, key path, bad value, expectation."""
+    """Turn pydantic's errors into one message: file, key path, bad value, expectation.
+
+    `raw` is the tree before `${VAR}` interpolation: a value that came from the
+    environment is shown as the `${VAR}` written, never as what it resolved to.
+    """
     lines = []
     secret_words = ("secret", "password", "token", "key")
     for err in exc.errors():
-        # Drop union-member names pydantic inserts (e.g. 'NotNullCheck') from the path.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        loc, found, value = _locate(tree, tuple(err["loc"]))
         key = _key_path(loc)
         full = f"{prefix}.{key}" if prefix and key else (prefix or key)
-        found, value = _lookup(tree, loc)
         if err["type"] == "extra_forbidden":
             lines.append(f"{full}: unknown key")
             continue
-        shown = "" if not found else f" (got {value!r})"
-        if any(w in full.lower() for w in secret_words):
+        if raw is not None and found:
+            _, raw_found, raw_value = _locate(raw, loc)
+            if raw_found and isinstance(raw_value, str) and "${" in raw_value:
+                value = raw_value
+        shown = f" (got {value!r})" if found and loc else ""
+        if any(w in full.lower() for w in secret_words) and not (
+            isinstance(value, str) and value.startswith("${")
+        ):
             shown = " (value hidden)" if found else ""
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{full or '<top>'}: {message}{shown}")
     unique = list(dict.fromkeys(lines))
-    return ConfigError(
-        f"{file}: " + ("\n  ".join(unique) if len(unique) == 1 else "\n  " + "\n  ".join(unique))
-    )
+    body = unique[0] if len(unique) == 1 else "\n  " + "\n  ".join(unique)
+    return ConfigError(f"{file}: {body}")
 
 
 def load_yaml(file: Path) -> Any:
@@ -414,11 +462,11 @@ def load_project_config(file: Path, environ: Mapping[str, str] | None = None) ->
     if not isinstance(tree, dict):
         raise ConfigError(f"{file}: expected a mapping of settings at the top level")
     env = {**read_dotenv(file.parent / ".env"), **(os.environ if environ is None else environ)}
-    tree = interpolate(tree, env, file)
+    resolved = interpolate(tree, env, file)
     try:
-        return ProjectConfig.model_validate(tree)
+        return ProjectConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise validation_error(file, exc, tree) from None
+        raise validation_error(file, exc, resolved, raw=tree) from None
 
 
 def parse_model_config(file: Path | str, tree: Any, prefix: str = "") -> ModelConfig:

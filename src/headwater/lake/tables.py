@@ -16,12 +16,18 @@ from __future__ import annotations
 import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchTableError,
+    ResolveError,
+    ValidationError,
+)
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
@@ -40,7 +46,7 @@ def scan_sql(files: list[str] | str) -> str:
         listing = "'" + files.replace("'", "''") + "'"
     else:
         listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    return f"read_parquet({listing}, union_by_name = true)"
+    return f"read_parquet({listing}, union_by_name = true, hive_partitioning = false)"
 
 
 @dataclass(frozen=True)
@@ -129,39 +135,74 @@ class Tables:
                 f"commit to {name!r} needs at least one data file (it may hold no rows)"
             )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
-        schema = pq.read_schema(files[0])
+        schema = nullable(pq.read_schema(files[0]))
         try:
-            if not self.exists(name):
-                self.catalog.create_table(
-                    self._id(name), schema=schema, location=self.store.uri(f"{self.prefix}/{name}")
-                )
-            table = self.load(name)
-            if self._evolve(table, schema):
-                table = self.load(name)
+            table = self._table_for(name, schema, mode)
             with table.transaction() as txn:
                 if mode == "replace" and table.current_snapshot() is not None:
                     txn.delete(AlwaysTrue(), snapshot_properties=props)
                 txn.add_files(files, snapshot_properties=props, check_duplicate_files=False)
         except CommitFailedException as exc:
             raise TransientError(f"commit to processed table {name!r} conflicted: {exc}") from None
+        except ValueError as exc:
+            raise LakeError(
+                f"processed table {name!r}: new data does not fit the table: {exc}"
+            ) from None
         self._batches.setdefault(name, set()).add(batch)
-        table = self.load(name)
-        snap = table.current_snapshot()
+        snap = self.load(name).current_snapshot()
         rows = sum(pq.read_metadata(f).num_rows for f in files)
         return CommitInfo(
             snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows
         )
 
-    def _evolve(self, table: Table, schema: Any) -> bool:
-        current = {f.name for f in table.schema().fields}
-        incoming = set(schema.names)
-        if not incoming - current:
-            return False
+    def _create(self, name: str, schema: pa.Schema) -> Table:
+        location = self.store.uri(f"{self.prefix}/{name}")
+        return self.catalog.create_table(self._id(name), schema=schema, location=location)
+
+    def _table_for(self, name: str, schema: pa.Schema, mode: str) -> Table:
+        """The table, created or evolved to take files of `schema`.
+
+        New columns are added and types widened (int to long, float to double,
+        decimal precision). A change Iceberg cannot express stops an append;
+        a `replace` commit starts the table over with the new schema.
+        """
+        if not self.exists(name):
+            return self._create(name, schema)
+        table = self.load(name)
+        current = {f.name: f.type for f in table.schema().as_arrow()}
+        changed = [f.name for f in schema if f.name not in current or current[f.name] != f.type]
+        if not changed:
+            return table
         try:
             with table.update_schema() as update:
                 update.union_by_name(schema)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ResolveError, ValidationError) as exc:
+            if mode == "replace":
+                self.catalog.drop_table(self._id(name))
+                self._batches.pop(name, None)
+                return self._create(name, schema)
+            column = changed[0]
             raise LakeError(
-                f"processed table {table.name()[-1]!r}: schema change refused: {exc}"
+                f"processed table {name!r}, column {column!r}: type changed from "
+                f"{current.get(column)} to {schema.field(column).type}, which Iceberg cannot "
+                f"widen; the commit stopped ({exc})"
             ) from None
-        return True
+        return self.load(name)
+
+
+def nullable(schema: pa.Schema) -> pa.Schema:
+    """The schema with every field (and list element) optional.
+
+    DuckDB marks a column required when the rows it wrote had no NULL; the
+    table must still accept later files where that column has NULLs.
+    """
+
+    def loosen(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            item = t.value_field
+            return pa.list_(pa.field(item.name, loosen(item.type), nullable=True))
+        if pa.types.is_struct(t):
+            return pa.struct([pa.field(f.name, loosen(f.type), nullable=True) for f in t])
+        return t
+
+    return pa.schema([pa.field(f.name, loosen(f.type), nullable=True) for f in schema])

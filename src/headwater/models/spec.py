@@ -26,6 +26,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 from sqlglot.errors import ParseError
+from sqlglot.optimizer.scope import traverse_scope
 
 from headwater.config import NAME_PATTERN, ModelConfig, parse_model_config
 from headwater.errors import ConfigError
@@ -65,18 +66,17 @@ def table_refs(sql: str, path: Path) -> tuple[exp.Query, frozenset[str]]:
             f"{path}: a model holds exactly one SELECT query (found {len(statements)} statements)"
         )
     tree = statements[0]
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs = set()
-    for table in tree.find_all(exp.Table):
-        if (
-            not isinstance(table.this, exp.Identifier)
-            or table.args.get("db")
-            or table.args.get("catalog")
-        ):
-            continue
-        name = table.name
-        if name not in ctes:
-            refs.add(name)
+    # Scopes resolve CTE names where they are visible, so a CTE inside a subquery
+    # does not hide a table of the same name read elsewhere.
+    for scope in traverse_scope(tree):
+        for source in scope.sources.values():
+            if not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier):
+                continue
+            if source.args.get("db") or source.args.get("catalog"):
+                continue  # qualified names point outside the project
+            # Unquoted identifiers are case-insensitive in DuckDB, like project names.
+            refs.add(source.name if source.this.quoted else source.name.lower())
     return tree, frozenset(refs)
 
 

@@ -31,6 +31,11 @@ from headwater.config import (
 from headwater.quality.pii import quote_ident
 
 
+def full_relation(name: str) -> str:
+    """The name a relationships check reads its target by: the target's full current state."""
+    return f"__hw_full_{name}"
+
+
 def sql_literal(value: object) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
@@ -156,13 +161,14 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
     assert isinstance(check, RelationshipsCheck)
     rel = check.relationships
     col = quote_ident(rel.column)
-    target = f"{quote_ident(rel.to)}.{quote_ident(rel.field)}"
+    target = f"{rel.to}.{rel.field}"
+    full = quote_ident(full_relation(rel.to))
     return [
         CompiledCheck(
             check.name or f"relationships({rel.column} -> {rel.to}.{rel.field})",
             sev,
             f"{col} IS NOT NULL AND {col} NOT IN "
-            f"(SELECT {quote_ident(rel.field)} FROM {quote_ident(rel.to)} "
+            f"(SELECT {quote_ident(rel.field)} FROM {full} "
             f"WHERE {quote_ident(rel.field)} IS NOT NULL)",
             f"'{rel.column} ' || {_text(col)} || ' has no match in {target}'",
         )

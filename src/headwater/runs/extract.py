@@ -46,6 +46,9 @@ def extract(ctx: RunContext) -> None:
         new: list[_Hashed] = []
         for h in hashed:
             first = known.get(h.sha256)
+            if first == h.item.name:
+                summary.files_unchanged += 1  # loaded before, still in the folder
+                continue
             if first is not None:
                 summary.files_duplicate += 1
                 summary.duplicates.append({"file": h.item.name, "same_content_as": first})

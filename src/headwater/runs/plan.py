@@ -37,4 +37,28 @@ def plan(project: Project) -> Plan:
             )
     if not models:
         raise ConfigError(f"{project.models_dir}: no models (*.sql files) found")
+    reserved = _reserved_words()
+    for name, model in models.items():
+        if name in reserved:
+            raise ConfigError(
+                f"{model.path}: model name {name!r} is a reserved word in SQL; rename the file"
+            )
+    for name in config.sources:
+        if name in reserved:
+            raise ConfigError(f"{project.file}: sources.{name}: {name!r} is a reserved word in SQL")
     return Plan(project=project, dag=dag, sources=sources)
+
+
+def _reserved_words() -> set[str]:
+    """Words DuckDB cannot read as a bare table name (`select * from full` fails)."""
+    import duckdb
+
+    conn = duckdb.connect()
+    try:
+        rows = conn.execute(
+            "SELECT keyword_name FROM duckdb_keywords() "
+            "WHERE keyword_category IN ('reserved', 'type_function')"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {str(r[0]).lower() for r in rows}

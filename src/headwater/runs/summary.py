@@ -11,6 +11,7 @@ from typing import Any
 class SourceSummary:
     files_found: int = 0
     files_new: int = 0
+    files_unchanged: int = 0
     files_duplicate: int = 0
     duplicates: list[dict[str, str]] = field(default_factory=list)
     bytes_new: int = 0

@@ -22,13 +22,20 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from headwater.config import CheckConfig, UniqueCheck
+from headwater.config import CheckConfig, RelationshipsCheck, UniqueCheck
 from headwater.errors import HeadwaterError, ModelError, TerminalError
 from headwater.lake.tables import BATCH_COLUMN, scan_sql
 from headwater.models.engine import sql_string
 from headwater.models.spec import Model
 from headwater.quality import pii
-from headwater.quality.checks import CheckResult, CompiledCheck, compile_check, measure, quarantine
+from headwater.quality.checks import (
+    CheckResult,
+    CompiledCheck,
+    compile_check,
+    full_relation,
+    measure,
+    quarantine,
+)
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import ModelSummary
@@ -107,21 +114,26 @@ def _drop_views(ctx: RunContext, state: _BatchState) -> None:
         ctx.engine.drop(name)
 
 
-def _bind(ctx: RunContext, state: _BatchState, ref: str, mode: str) -> None:
-    """Make `ref` readable by name on the engine, as the batch's rows or in full."""
+def _bind(
+    ctx: RunContext, state: _BatchState, ref: str, mode: str, as_name: str | None = None
+) -> None:
+    """Make `ref` readable on the engine (by name, or `as_name`): the batch's rows or in full."""
     dag = ctx.dag
+    name = as_name or ref
     if ref in dag.models and dag.models[ref].config.materialized == "view":
         table = _view(ctx, state, dag.models[ref], mode)
-        ctx.engine.bind_sql(ref, f"SELECT * FROM {pii.quote_ident(table)}")
+        ctx.engine.bind_sql(name, f"SELECT * FROM {pii.quote_ident(table)}")
         return
     incremental = ref in dag.sources or dag.models[ref].config.materialized == "incremental"
     if mode == DELTA and incremental:
         files = ctx.tables.data_files(ref, after_batch=state.batch - 1)
         ctx.engine.bind_parquet(
-            ref, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref)
+            name, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref)
         )
     else:
-        ctx.engine.bind_parquet(ref, ctx.tables.data_files(ref), empty_schema=_schema_sql(ctx, ref))
+        ctx.engine.bind_parquet(
+            name, ctx.tables.data_files(ref), empty_schema=_schema_sql(ctx, ref)
+        )
 
 
 def _schema_sql(ctx: RunContext, name: str) -> str | None:
@@ -142,6 +154,7 @@ def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
     table = f"__hw_view_{model.name}_{mode}"
     context = f"view {model.name} ({model.path.name})"
     try:
+        _bind_check_targets(ctx, state, model)
         for ref in sorted(model.refs):
             _bind(ctx, state, ref, mode)
         # Quarantine records are written once, when the view is computed over the batch's rows.
@@ -174,6 +187,14 @@ def _record_checks(
     summary.checks = list(totals.values())
 
 
+def _bind_check_targets(ctx: RunContext, state: _BatchState, model: Model) -> None:
+    """Relationships checks read their target's full current state, under its own name."""
+    for check in model.config.checks:
+        if isinstance(check, RelationshipsCheck):
+            target = check.relationships.to
+            _bind(ctx, state, target, FULL, as_name=full_relation(target))
+
+
 def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
     """The model's checks, plus `unique` on its unique_key when appending (keys stay unique)."""
     checks: list[CheckConfig] = list(model.config.checks)
@@ -191,10 +212,16 @@ def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
 
 
 def _checked(
-    ctx: RunContext, state: _BatchState, model: Model, sql: str, table: str, record: bool
+    ctx: RunContext,
+    state: _BatchState,
+    model: Model,
+    sql: str,
+    table: str,
+    record: bool,
+    existing: str | None = None,
 ) -> str | None:
     """Apply quarantine checks: the name of a view of the rows kept, or None without such checks."""
-    checks = [c for c in _compiled(model) if c.severity == "quarantine"]
+    checks = [c for c in _compiled(model, existing) if c.severity == "quarantine"]
     if not checks:
         return None
     names = [c for c, _ in ctx.engine.columns(f"({sql})", model.name)]
@@ -247,6 +274,7 @@ def _measure(
 def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     cfg = model.config
     mode = DELTA if cfg.materialized == "incremental" else FULL
+    _bind_check_targets(ctx, state, model)
     for ref in sorted(model.refs):
         _bind(ctx, state, ref, mode)
     context = f"model {model.name} ({model.path.name})"
@@ -258,10 +286,6 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     )
     summary = _summary(ctx, model)
     exists = ctx.tables.exists(model.name)
-    out_table = f"__hw_out_{model.name}"
-    kept = _checked(ctx, state, model, body, out_table, record=True)
-    output = body if kept is None else f"SELECT * FROM {kept}"
-    path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
     existing = None
     if cfg.materialized == "incremental" and cfg.strategy == "append" and exists:
         ctx.engine.bind_parquet(
@@ -270,6 +294,10 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
             empty_schema=_schema_sql(ctx, model.name),
         )
         existing = "__hw_existing"
+    out_table = f"__hw_out_{model.name}"
+    kept = _checked(ctx, state, model, body, out_table, record=True, existing=existing)
+    output = body if kept is None else f"SELECT * FROM {kept}"
+    path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
     if cfg.materialized == "incremental" and cfg.strategy == "merge":
         # Check the incoming rows, then write the merged table.
         _measure(ctx, model, output, record=True)
