@@ -224,19 +224,31 @@ def quarantine(
 def measure(
     conn: duckdb.DuckDBPyConnection, relation_sql: str, checks: list[CompiledCheck]
 ) -> list[CheckResult]:
-    """Count failing rows of `warn` and `error` checks (rows are not removed)."""
+    """Count failing rows of `warn` and `error` checks (rows are not removed).
+
+    One scan computes every check: a row-wise check counts its failures, a
+    `unique` check first tries `count(*) = count(DISTINCT key)`. Only a
+    unique check that this cannot prove clean gets a second, exact pass.
+    """
+    if not checks:
+        return []
+    parts = [
+        check.proves_none
+        if check.proves_none is not None
+        else f"count(*) FILTER (WHERE {check.fails})"
+        for check in checks
+    ]
+    first = conn.execute(f"SELECT {', '.join(parts)} FROM ({relation_sql})").fetchall()[0]
     results = []
-    for check in checks:
-        if check.proves_none is not None:
-            [(clean,)] = conn.execute(
-                f"SELECT {check.proves_none} FROM ({relation_sql})"
+    for check, value in zip(checks, first, strict=True):
+        if check.proves_none is None:
+            results.append(CheckResult(check.name, check.severity, int(value)))
+        elif value:
+            results.append(CheckResult(check.name, check.severity, 0))
+        else:
+            [(failed,)] = conn.execute(
+                f"SELECT count(*) FILTER (WHERE __hw_f) "
+                f"FROM (SELECT ({check.fails}) AS __hw_f FROM ({relation_sql}))"
             ).fetchall()
-            if clean:
-                results.append(CheckResult(check.name, check.severity, 0))
-                continue
-        [(failed,)] = conn.execute(
-            f"SELECT count(*) FILTER (WHERE __hw_f) "
-            f"FROM (SELECT ({check.fails}) AS __hw_f FROM ({relation_sql}))"
-        ).fetchall()
-        results.append(CheckResult(check.name, check.severity, int(failed)))
+            results.append(CheckResult(check.name, check.severity, int(failed)))
     return results

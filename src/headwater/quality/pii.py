@@ -80,18 +80,38 @@ def policy_sql(column: str, policy: PiiPolicy) -> str | None:
     return f"repeat('*', greatest(length({col}) - {keep}, 0)) || {tail}"
 
 
-def select_list(columns: list[str], policies: Mapping[str, PiiPolicy]) -> list[str]:
-    """Projection of the source columns with every policy applied."""
-    out = []
-    for column in columns:
+def scrub_query(
+    relation: str, keep: list[str], columns: list[str], policies: Mapping[str, PiiPolicy]
+) -> str:
+    """SELECT of `keep` columns plus `columns` with every policy applied, from `relation`.
+
+    Hashing runs once per distinct value (names repeat: returning customers),
+    joined back to the rows; masking is cheap and runs per row.
+    """
+    ctes = []
+    joins = []
+    out = [f"r.{quote_ident(c)}" for c in keep]
+    for i, column in enumerate(columns):
+        col = f"r.{quote_ident(column)}"
         policy = policies.get(column)
         if policy is None:
-            out.append(quote_ident(column))
+            out.append(col)
             continue
-        expr = policy_sql(column, policy)
-        if expr is not None:
-            out.append(f"{expr} AS {quote_ident(column)}")
-    return out
+        if policy.policy == "drop":
+            continue
+        if policy.policy == "hash":
+            alias = f"__hw_h{i}"
+            expr = policy_sql(column, policy)
+            ctes.append(
+                f"{alias} AS (SELECT {quote_ident(column)} AS v, {expr} AS h "
+                f"FROM (SELECT DISTINCT {quote_ident(column)} FROM {relation}))"
+            )
+            joins.append(f"LEFT JOIN {alias} ON {col} = {alias}.v")
+            out.append(f"{alias}.h AS {quote_ident(column)}")
+            continue
+        out.append(f"{policy_sql(column, policy)} AS {quote_ident(column)}")
+    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
+    return f"{with_clause}SELECT {', '.join(out)} FROM {relation} r {' '.join(joins)}"
 
 
 class LeakSample:

@@ -72,13 +72,11 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
         for part in source.parse(inputs):
             sample.add(part.rows)
             columns = [c for c in part.rows.column_names if c not in LINEAGE]
-            select = ", ".join(
-                [*(pii.quote_ident(c) for c in LINEAGE), *pii.select_list(columns, config.pii)]
-            )
+            scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, config.pii)
             path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
             conn.register("__hw_part", part.rows)
             ctx.engine.write_parquet(
-                f"SELECT {batch}::BIGINT AS _batch, {select} FROM __hw_part", path, f"source {name}"
+                f"SELECT {batch}::BIGINT AS _batch, * FROM ({scrubbed})", path, f"source {name}"
             )
             conn.unregister("__hw_part")
             files.append(path)
