@@ -28,15 +28,35 @@ def raw_key(source: str, run_id: int, relative_name: str) -> str:
     return f"raw/{source}/run={run_id:08d}/{safe}"
 
 
+WHOLE_FILE = 64 << 20  # files up to this size are read once, hashed and written from memory
+
+
+def read_for_landing(path: Path) -> tuple[str, bytes | None]:
+    """SHA-256 of a file, and its bytes when small enough to land without reading it again."""
+    if path.stat().st_size <= WHOLE_FILE:
+        data = path.read_bytes()
+        return hashlib.sha256(data).hexdigest(), data
+    return sha256_file(path), None
+
+
 def sha256_file(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def land_file(
-    store: Store, source: str, run_id: int, relative_name: str, path: Path, sha256: str
+    store: Store,
+    source: str,
+    run_id: int,
+    relative_name: str,
+    path: Path,
+    sha256: str,
+    data: bytes | None = None,
 ) -> RawObject:
-    """Copy one file into the raw zone under a put-once key."""
+    """Put one file into the raw zone under a put-once key (from `data` if already read)."""
     key = raw_key(source, run_id, relative_name)
+    if data is not None:
+        store.put_bytes_once(key, data)
+        return RawObject(key=key, sha256=sha256, size=len(data))
     store.put_file_once(key, path, expect_sha256=sha256)
     return RawObject(key=key, sha256=sha256, size=path.stat().st_size)

@@ -23,7 +23,6 @@ from urllib.request import url2pathname
 from headwater.errors import ConfigError, LakeError, ObjectExistsError, SourceError
 
 COPY_CHUNK = 1 << 20
-WHOLE_FILE = 64 << 20  # files up to this size are read in one call
 
 
 class Store(Protocol):
@@ -92,14 +91,9 @@ class LocalStore:
         digest = hashlib.sha256()
         try:
             with src.open("rb") as fin, tmp.open("xb") as fout:
-                if src.stat().st_size <= WHOLE_FILE:
-                    data = fin.read()
-                    digest.update(data)
-                    fout.write(data)
-                else:
-                    while chunk := fin.read(COPY_CHUNK):
-                        digest.update(chunk)
-                        fout.write(chunk)
+                while chunk := fin.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    fout.write(chunk)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise SourceError(f"{src}: cannot copy into the lake: {exc.strerror}") from None

@@ -41,6 +41,12 @@ class Engine:
             settings["threads"] = str(config.threads)
         self.conn = duckdb.connect(":memory:", config=settings)
 
+    def cursor(self) -> Engine:
+        """An engine on another connection to the same database, for a worker thread."""
+        worker = Engine.__new__(Engine)
+        worker.conn = self.conn.cursor()
+        return worker
+
     def close(self) -> None:
         self.conn.close()
 

@@ -19,6 +19,7 @@ in a table written downstream.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping
 
 import duckdb
@@ -47,10 +48,11 @@ def install_key(conn: duckdb.DuckDBPyConnection, secret: str) -> None:
     key = key.ljust(64, b"\0")
     ipad = bytes(b ^ 0x36 for b in key)
     opad = bytes(b ^ 0x5C for b in key)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {KEY_TABLE} (ipad BLOB, opad BLOB)").fetchall()
+    # Not TEMP: every cursor of an in-memory engine (one per worker thread) sees them.
+    conn.execute(f"CREATE OR REPLACE TABLE {KEY_TABLE} (ipad BLOB, opad BLOB)").fetchall()
     conn.execute(f"INSERT INTO {KEY_TABLE} VALUES (?, ?)", [ipad, opad]).fetchall()
     conn.execute(
-        "CREATE OR REPLACE TEMP MACRO hw_hmac(v) AS "
+        "CREATE OR REPLACE MACRO hw_hmac(v) AS "
         f"substr(sha256((SELECT opad FROM {KEY_TABLE}) || unhex(sha256("
         f"(SELECT ipad FROM {KEY_TABLE}) || encode(v)))), 1, {HASH_HEX_CHARS})"
     ).fetchall()
@@ -119,10 +121,16 @@ class LeakSample:
 
     def __init__(self, policies: Mapping[str, PiiPolicy]) -> None:
         self.policies = dict(policies)
+        self._lock = threading.Lock()
         self._values: dict[str, list[pa.Array]] = {c: [] for c in policies}
         self._count: dict[str, int] = dict.fromkeys(policies, 0)
 
     def add(self, rows: pa.Table) -> None:
+        """Keep protected values of these rows (thread-safe: workers call it)."""
+        with self._lock:
+            self._add(rows)
+
+    def _add(self, rows: pa.Table) -> None:
         for column in self.policies:
             if column not in rows.column_names or self._count[column] >= SAMPLE_PER_COLUMN:
                 continue

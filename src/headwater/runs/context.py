@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from headwater.lake.quarantine import QuarantineZone
 from headwater.lake.store import Store
@@ -15,6 +17,7 @@ from headwater.runs.progress import Progress
 from headwater.runs.summary import RunSummary
 from headwater.sources.base import Source
 from headwater.state.db import StateDB
+from headwater.state.runs import finish_step, start_step
 
 
 @dataclass
@@ -31,3 +34,43 @@ class RunContext:
     progress: Progress
     summary: RunSummary
     leak_samples: dict[int, dict[str, LeakSample]]  # batch -> source -> sample
+
+
+class Step:
+    """One recorded step of a run (a source extracted, a batch staged, a model, the load)."""
+
+    def __init__(self, ctx: RunContext, stage: str, name: str, batch: int | None) -> None:
+        self.ctx = ctx
+        self.id = start_step(ctx.db, ctx.run_id, stage, name, batch)
+        self.rows_in: int | None = None
+        self.rows_out: int | None = None
+        self.rows_quarantined: int | None = None
+        self.detail: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def fail(self, message: str) -> None:
+        """Record the step as failed without raising (the run goes on)."""
+        self.error = message
+
+    def __enter__(self) -> Step:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        error = str(exc) if exc is not None else self.error
+        finish_step(
+            self.ctx.db,
+            self.id,
+            "failed" if error is not None else "success",
+            rows_in=self.rows_in,
+            rows_out=self.rows_out,
+            rows_quarantined=self.rows_quarantined,
+            detail=self.detail,
+            error=error,
+        )
+
+
+def step(ctx: RunContext, stage: str, name: str, batch: int | None = None) -> Step:
+    """Record a step in the state database: `with step(ctx, "load", "warehouse") as s: ...`."""
+    return Step(ctx, stage, name, batch)

@@ -21,7 +21,7 @@ from headwater.lake.tables import Tables, scan_sql
 from headwater.models.engine import Engine
 from headwater.project import Project
 from headwater.quality import pii
-from headwater.runs.context import RunContext
+from headwater.runs.context import RunContext, step
 from headwater.runs.extract import extract
 from headwater.runs.load import load
 from headwater.runs.lock import RunLock
@@ -115,14 +115,25 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
             for name in the_plan.sources:
                 entries = [e for e in pending if e.batch == batch and e.source == name]
                 if entries and any(e.status == ledger.LANDED for e in entries):
-                    stage_batch(ctx, name, batch, entries)
+                    with step(ctx, "stage", name, batch) as record:
+                        before = (
+                            summary.sources[name].rows_read,
+                            summary.sources[name].rows_quarantined,
+                        )
+                        stage_batch(ctx, name, batch, entries)
+                        record.rows_in = summary.sources[name].rows_read - before[0]
+                        record.rows_quarantined = summary.sources[name].rows_quarantined - before[1]
             transformed = transform_batch(ctx, batch)
             _count_model_quarantine(ctx, batch)
             ctx.leak_samples.pop(batch, None)
             if not transformed:
                 ok = False
                 break
-        loaded = load(ctx)
+        with step(ctx, "load", project.config.warehouse.type) as record:
+            loaded = load(ctx)
+            record.rows_out = sum(t["rows_loaded"] for t in summary.warehouse.tables.values())
+            if not loaded:
+                record.fail(summary.warehouse.error or "load failed")
         return ok and loaded
     finally:
         engine.close()

@@ -10,19 +10,20 @@ run crashed after committing) is not parsed again.
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
-
-import pyarrow as pa
 
 from headwater.config import FilesSource
 from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
+from headwater.models.engine import Engine
 from headwater.quality import pii
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
-from headwater.sources.base import RawInput
+from headwater.sources.base import ParsedPart, RawInput
 from headwater.state import ledger
 
 LINEAGE = ["_file", "_file_hash", "_line"]
@@ -45,6 +46,73 @@ def pii_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class _Written:
+    path: str
+    stats: dict[str, ledger.FileStats]
+    size: int
+
+
+class _PartWriter:
+    """Writes parsed parts on the worker that parsed them, each worker on its own cursor.
+
+    A part's rows go through the PII policies into one Parquet file of the
+    source table; its rejects into one quarantine file.
+    """
+
+    def __init__(
+        self, ctx: RunContext, name: str, batch: int, config: FilesSource, sample: pii.LeakSample
+    ) -> None:
+        self.ctx, self.name, self.batch, self.config, self.sample = ctx, name, batch, config, sample
+        self._local = threading.local()
+        self._engines: list[Engine] = []
+        self._lock = threading.Lock()
+
+    def _engine(self) -> Engine:
+        engine: Engine | None = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self.ctx.engine.cursor()
+            self._local.engine = engine
+            with self._lock:
+                self._engines.append(engine)
+        return engine
+
+    def write(self, part: ParsedPart) -> _Written:
+        ctx, name, batch = self.ctx, self.name, self.batch
+        self.sample.add(part.rows)
+        engine = self._engine()
+        columns = [c for c in part.rows.column_names if c not in LINEAGE]
+        scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
+        path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
+        engine.conn.register("__hw_part", part.rows)
+        try:
+            engine.write_parquet(
+                f"SELECT {batch}::BIGINT AS _batch, * FROM ({scrubbed})", path, f"source {name}"
+            )
+        finally:
+            engine.conn.unregister("__hw_part")
+        if part.rejects.num_rows:
+            engine.conn.register("__hw_rejects", part.rejects)
+            try:
+                engine.write_parquet(
+                    f"SELECT {_quarantine_select(name, batch, ctx.run_id)} FROM __hw_rejects",
+                    ctx.quarantine.new_file(name, batch),
+                    f"source {name}",
+                )
+            finally:
+                engine.conn.unregister("__hw_rejects")
+        stats = {
+            sha: ledger.FileStats(c.rows_read, c.rows_rejected, c.header_lines, c.blank_lines)
+            for sha, c in part.counts.items()
+        }
+        size = sum(c.size for c in part.counts.values())
+        return _Written(path, stats, size)
+
+    def close(self) -> None:
+        for engine in self._engines:
+            engine.close()
+
+
 def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]) -> None:
     """Parse and commit one source's files of one batch (or notice it was done)."""
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
@@ -63,40 +131,21 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     ]
     sample = pii.LeakSample(config.pii)
     ctx.leak_samples.setdefault(batch, {})[name] = sample
-    conn = ctx.engine.conn
+    writer = _PartWriter(ctx, name, batch, config, sample)
     files: list[str] = []
     stats: dict[str, ledger.FileStats] = {}
-    schema: pa.Schema | None = None
     total = sum(e.size for e in entries)
     with ctx.progress.task(f"parse {name} (batch {batch})", total) as task:
-        for part in source.parse(inputs):
-            sample.add(part.rows)
-            columns = [c for c in part.rows.column_names if c not in LINEAGE]
-            scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, config.pii)
-            path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
-            conn.register("__hw_part", part.rows)
-            ctx.engine.write_parquet(
-                f"SELECT {batch}::BIGINT AS _batch, * FROM ({scrubbed})", path, f"source {name}"
-            )
-            conn.unregister("__hw_part")
-            files.append(path)
-            schema = part.rows.schema
-            if part.rejects.num_rows:
-                conn.register("__hw_rejects", part.rejects)
-                ctx.engine.write_parquet(
-                    f"SELECT {_quarantine_select(name, batch, ctx.run_id)} FROM __hw_rejects",
-                    ctx.quarantine.new_file(name, batch),
-                    f"source {name}",
-                )
-                conn.unregister("__hw_rejects")
-            for sha, c in part.counts.items():
-                stats[sha] = ledger.FileStats(
-                    c.rows_read, c.rows_rejected, c.header_lines, c.blank_lines
-                )
-            task.advance(sum(e.size for e in entries if e.content_hash in part.counts))
+        try:
+            for written in source.parse(inputs, writer.write):
+                files.append(written.path)
+                stats.update(written.stats)
+                task.advance(written.size)
+        finally:
+            writer.close()
+    conn = ctx.engine.conn
     if not files:
         files.append(_empty_file(ctx, name, batch, source.columns, config))
-    del schema
     sample.register(conn)
     # The source table itself holds only policy output; check that no dropped column survived.
     pii.check_leaks(conn, scan_sql(files), name, sample.dropped(), values=False)

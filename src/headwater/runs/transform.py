@@ -36,7 +36,7 @@ from headwater.quality.checks import (
     measure,
     quarantine,
 )
-from headwater.runs.context import RunContext
+from headwater.runs.context import RunContext, step
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import ModelSummary
 from headwater.state import ledger
@@ -87,20 +87,25 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
                 )
                 continue
             started = time.perf_counter()
-            try:
-                _run_model(ctx, state, model)
-            except HeadwaterError as exc:
-                state.failed.add(name)
-                summary.status = "failed"
-                summary.error = str(exc)
-            else:
-                summary.status = "committed"
-                summary.batches.append(batch)
-                if not committed_any:
-                    committed_any = True
-                    checkpoint("transform.after_first_model")
-            finally:
-                summary.seconds += time.perf_counter() - started
+            with step(ctx, "model", name, batch) as record:
+                written, quarantined = summary.rows_written, summary.rows_quarantined
+                try:
+                    _run_model(ctx, state, model)
+                except HeadwaterError as exc:
+                    state.failed.add(name)
+                    summary.status = "failed"
+                    summary.error = str(exc)
+                    record.fail(str(exc))
+                else:
+                    summary.status = "committed"
+                    summary.batches.append(batch)
+                    record.rows_out = summary.rows_written - written
+                    record.rows_quarantined = summary.rows_quarantined - quarantined
+                    if not committed_any:
+                        committed_any = True
+                        checkpoint("transform.after_first_model")
+                finally:
+                    summary.seconds += time.perf_counter() - started
     _drop_views(ctx, state)
     if state.failed:
         return False
@@ -157,12 +162,14 @@ def _view(ctx: RunContext, state: _BatchState, model: Model, mode: str) -> str:
         _bind_check_targets(ctx, state, model)
         for ref in sorted(model.refs):
             _bind(ctx, state, ref, mode)
-        # Quarantine records are written once, when the view is computed over the batch's rows.
-        kept = _checked(ctx, state, model, model.sql, table, record=mode == DELTA)
-        if kept is None:
-            ctx.engine.materialize(table, model.sql, context)
-            kept = table
-        _measure(ctx, model, f"SELECT * FROM {kept}", record=mode == DELTA)
+        with step(ctx, "view", model.name, state.batch) as record:
+            # Quarantine records are written once, when the view is computed over the batch's rows.
+            kept = _checked(ctx, state, model, model.sql, table, record=mode == DELTA)
+            if kept is None:
+                ctx.engine.materialize(table, model.sql, context)
+                kept = table
+            _measure(ctx, model, f"SELECT * FROM {kept}", record=mode == DELTA)
+            record.detail = {"mode": mode}
     except HeadwaterError as exc:
         state.failed.add(model.name)
         if summary.status != "failed":

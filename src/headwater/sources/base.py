@@ -3,8 +3,9 @@
 A source does two things and never touches the lake itself:
 - `discover()` lists what is there to extract (for `files`: the files under
   its folder); the pipeline lands new ones byte-exact in the raw zone;
-- `parse(inputs)` turns landed raw objects into Arrow rows plus rejects,
-  accounting for every line, in parts small enough to keep memory flat.
+- `parse(inputs, sink)` turns landed raw objects into Arrow rows plus
+  rejects, accounting for every line, in parts small enough to keep memory
+  flat, and hands each part to `sink` (which writes it) on the same worker.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -40,6 +41,7 @@ class RawInput:
 
 @dataclass(frozen=True)
 class FileCount:
+    size: int
     rows_read: int
     rows_rejected: int
     header_lines: int
@@ -60,6 +62,9 @@ class ParsedPart:
     counts: dict[str, FileCount] = field(default_factory=dict)
 
 
+R = TypeVar("R")
+
+
 class Source(Protocol):
     name: str
 
@@ -69,4 +74,9 @@ class Source(Protocol):
 
     def discover(self) -> list[Discovered]: ...
 
-    def parse(self, inputs: list[RawInput]) -> Iterator[ParsedPart]: ...
+    def parse(self, inputs: list[RawInput], sink: Callable[[ParsedPart], R]) -> Iterator[R]:
+        """Parse inputs in parts; `sink` consumes each part on the worker that parsed it.
+
+        Results come back in input order. The sink (the pipeline's writer) runs
+        where the part was made, so parsing and writing overlap across workers.
+        """

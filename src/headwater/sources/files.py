@@ -8,9 +8,10 @@ order, so memory stays flat however many files a batch holds.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -21,6 +22,7 @@ from headwater.sources.base import Discovered, FileCount, ParsedPart, RawInput
 from headwater.sources.csvparse import ParsedChunk, RawText, detect_columns, parse_chunk
 
 WORKERS = 2
+R = TypeVar("R")
 
 
 class FilesSourceReader:
@@ -74,15 +76,18 @@ class FilesSourceReader:
         if chunk:
             yield chunk
 
-    def _parse_one(self, chunk: list[RawInput], columns: list[str]) -> ParsedPart:
+    def _parse_one(
+        self, chunk: list[RawInput], columns: list[str], sink: Callable[[ParsedPart], R]
+    ) -> R:
         texts = [RawText(i.name, i.read()) for i in chunk]
         parsed = parse_chunk(texts, self.config.csv, columns)
-        return _to_part(chunk, parsed)
+        del texts
+        return sink(_to_part(chunk, parsed))
 
-    def parse(self, inputs: list[RawInput]) -> Iterator[ParsedPart]:
+    def parse(self, inputs: list[RawInput], sink: Callable[[ParsedPart], R]) -> Iterator[R]:
         columns = self.config.csv.columns
         if columns is not None:
-            parse = partial(self._parse_one, columns=columns)
+            parse = partial(self._parse_one, columns=columns, sink=sink)
             yield from ordered_parallel(parse, self._chunks(inputs), WORKERS)
             return
         # No declared columns: each file's header names them; files sharing a header parse together.
@@ -91,7 +96,7 @@ class FilesSourceReader:
             names = detect_columns(RawText(item.name, item.read()), self.config.csv) or ["column_1"]
             groups.setdefault(tuple(names), []).append(item)
         for header, members in groups.items():
-            parse = partial(self._parse_one, columns=list(header))
+            parse = partial(self._parse_one, columns=list(header), sink=sink)
             yield from ordered_parallel(parse, self._chunks(members), WORKERS)
 
 
@@ -107,6 +112,7 @@ def _to_part(chunk: list[RawInput], parsed: ParsedChunk) -> ParsedPart:
 
     counts = {
         item.sha256: FileCount(
+            size=item.size,
             rows_read=c.rows + c.rejected,
             rows_rejected=c.rejected,
             header_lines=c.header_lines,

@@ -8,7 +8,9 @@ description: >
   joined back to the baskets.
 */
 with parts as (
-    select transaction_id, transacted_at, trim(unnest(_items)) as item, _triples
+    select
+        transaction_id, transacted_at, _triples,
+        trim(unnest(string_split(coalesce(_triples_text, basket), case when _triples then '|' else ',' end))) as item
     from order_lines
 ),
 listed as (

@@ -32,11 +32,10 @@ select
     customer_key,
     ts,
     basket,
-    -- Format B's triples rewritten as Format A items, separated by '|'.
+    -- Format B's triples rewritten as Format A items separated by '|' (NULL for Format A).
     case when _triples
-         then string_split(regexp_replace(basket, '(Large|Regular|),([^,]*),([^,]*)(,|$)', '\1 \2 - \3|', 'g'), '|')
-         else string_split(basket, ',')
-    end as _items,
+         then regexp_replace(basket, '(Large|Regular|),([^,]*),([^,]*)(,|$)', '\1 \2 - \3|', 'g')
+    end as _triples_text,
     _triples,
     _batch, _file, _file_hash, _line
 from fields f
