@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -46,7 +47,7 @@ ProjectOpt = Annotated[
 
 def _fail(exc: HeadwaterError) -> typer.Exit:
     label = "configuration error" if isinstance(exc, ConfigError) else "error"
-    err.print(f"[bold red]{label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]{label}:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -214,13 +215,20 @@ def run(
             kind = "config_error" if isinstance(exc, ConfigError) else "failed"
             print(json.dumps({"status": kind, "error": str(exc)}))
         raise _fail(exc) from None
+    except Exception as exc:  # a bug: say so in the machine-readable output too
+        if as_json:
+            print(json.dumps({"status": "internal_error", "error": repr(exc)}))
+        raise
     data = summary.to_json()
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
         _print_summary(data)
     if not summary.ok:
-        err.print(f"[bold red]run {summary.run_id} failed:[/] {summary.error}", highlight=False)
+        err.print(
+            f"[bold red]run {summary.run_id} failed:[/] {escape(str(summary.error))}",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 

@@ -257,6 +257,17 @@ class ModelConfig(Strict):
 class LakeConfig(Strict):
     url: str = ".headwater/lake"
 
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", value)
+        if scheme and scheme.group(1).lower() != "file":
+            raise ValueError(
+                f"lake scheme {scheme.group(1)!r} is not supported yet "
+                "(expected a local path or a file:// URL)"
+            )
+        return value
+
 
 class StateConfig(Strict):
     url: str = "sqlite:///.headwater/state.db"
@@ -398,9 +409,11 @@ def _locate(tree: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[int(part)]
-        elif last:
-            path.append(part)
+        elif last and isinstance(node, dict):
+            path.append(part)  # a missing key of a mapping
             return tuple(path), False, None
+        elif last:
+            return tuple(path), True, node  # a union member's tag after a scalar value
         else:
             continue
         path.append(part)
@@ -415,14 +428,14 @@ def validation_error(
     `raw` is the tree before `${VAR}` interpolation: a value that came from the
     environment is shown as the `${VAR}` written, never as what it resolved to.
     """
-    lines = []
+    lines: list[tuple[str, str, str]] = []
     secret_words = ("secret", "password", "token", "key")
     for err in exc.errors():
         loc, found, value = _locate(tree, tuple(err["loc"]))
         key = _key_path(loc)
         full = f"{prefix}.{key}" if prefix and key else (prefix or key)
         if err["type"] == "extra_forbidden":
-            lines.append(f"{full}: unknown key")
+            lines.append((full, "unknown key", ""))
             continue
         if raw is not None and found:
             _, raw_found, raw_value = _locate(raw, loc)
@@ -434,8 +447,14 @@ def validation_error(
         ):
             shown = " (value hidden)" if found else ""
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{full or '<top>'}: {message}{shown}")
-    unique = list(dict.fromkeys(lines))
+        lines.append((f"{full or '<top>'}", message, shown))
+    # Several alternatives failing for one key (e.g. 'auto' or a boolean) read as one line.
+    merged: dict[str, tuple[list[str], str]] = {}
+    for key, message, shown in lines:
+        messages, _ = merged.setdefault(key, ([], shown))
+        if message not in messages:
+            messages.append(message)
+    unique = [f"{key}: {' or '.join(m)}{shown}" for key, (m, shown) in merged.items()]
     body = unique[0] if len(unique) == 1 else "\n  " + "\n  ".join(unique)
     return ConfigError(f"{file}: {body}")
 

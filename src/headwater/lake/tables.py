@@ -169,8 +169,8 @@ class Tables:
         if not self.exists(name):
             return self._create(name, schema)
         table = self.load(name)
-        current = {f.name: f.type for f in table.schema().as_arrow()}
-        changed = [f.name for f in schema if f.name not in current or current[f.name] != f.type]
+        current = {f.name: _plain(f.type) for f in table.schema().as_arrow()}
+        changed = [f.name for f in schema if current.get(f.name) != _plain(f.type)]
         if not changed:
             return table
         try:
@@ -188,6 +188,17 @@ class Tables:
                 f"widen; the commit stopped ({exc})"
             ) from None
         return self.load(name)
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    """Arrow type without offset width (string = large_string), to compare schemas."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.list_(_plain(t.value_type))
+    return t
 
 
 def nullable(schema: pa.Schema) -> pa.Schema:

@@ -79,7 +79,8 @@ def policy_sql(column: str, policy: PiiPolicy) -> str | None:
         return f"CASE WHEN nullif(trim({col}), '') IS NULL THEN NULL ELSE hw_hmac({value}) END"
     keep = policy.keep_last
     tail = f"right({col}, {keep})" if keep else "''"
-    return f"repeat('*', greatest(length({col}) - {keep}, 0)) || {tail}"
+    masked = f"repeat('*', greatest(length({col}) - {keep}, 0)) || {tail}"
+    return f"CASE WHEN {col} IS NULL THEN NULL ELSE {masked} END"
 
 
 def scrub_query(

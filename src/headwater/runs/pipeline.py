@@ -12,6 +12,7 @@ next run before newer ones, so models see their input in arrival order.
 from __future__ import annotations
 
 import logging
+import shutil
 import traceback
 
 from headwater.errors import HeadwaterError
@@ -27,7 +28,7 @@ from headwater.runs.load import load
 from headwater.runs.lock import RunLock
 from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
-from headwater.runs.stage import stage_batch
+from headwater.runs.stage import sample_batch, stage_batch
 from headwater.runs.summary import RunSummary, SourceSummary
 from headwater.runs.transform import transform_batch
 from headwater.state import ledger
@@ -123,8 +124,15 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
                         stage_batch(ctx, name, batch, entries)
                         record.rows_in = summary.sources[name].rows_read - before[0]
                         record.rows_quarantined = summary.sources[name].rows_quarantined - before[1]
+            for name in the_plan.sources:
+                if batch not in ctx.leak_samples or name not in ctx.leak_samples[batch]:
+                    # Staged by an earlier run: rebuild the protected values from raw data.
+                    entries = [e for e in pending if e.batch == batch and e.source == name]
+                    if entries:
+                        sample_batch(ctx, name, batch, entries)
             transformed = transform_batch(ctx, batch)
             _count_model_quarantine(ctx, batch)
+            _record_file_quarantine(ctx, batch)
             ctx.leak_samples.pop(batch, None)
             if not transformed:
                 ok = False
@@ -137,6 +145,24 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
         return ok and loaded
     finally:
         engine.close()
+        shutil.rmtree(project.tmp_dir / f"run-{run_id}", ignore_errors=True)
+
+
+def _record_file_quarantine(ctx: RunContext, batch: int) -> None:
+    """Store per-file quarantined rows (parser and models) in the ledger, from the lake."""
+    prefixes = [f"quarantine/{n}/batch={batch:08d}" for n in (*ctx.dag.order, *ctx.dag.sources)]
+    if not any(any(True for _ in ctx.store.list(p)) for p in prefixes):
+        return
+    records = scan_sql(ctx.quarantine.glob(batch=batch))
+    rows = ctx.engine.execute(
+        f"SELECT source, file, count(DISTINCT line) FROM {records} "
+        "WHERE source IS NOT NULL AND file IS NOT NULL GROUP BY ALL"
+    )
+    by_source: dict[str, dict[str, int]] = {}
+    for source, file, count in rows:
+        by_source.setdefault(str(source), {})[str(file)] = int(count)
+    for source, counts in by_source.items():
+        ledger.set_quarantined(ctx.db, source, batch, counts)
 
 
 def _count_model_quarantine(ctx: RunContext, batch: int) -> None:

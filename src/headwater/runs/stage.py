@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import pyarrow.compute as pc
+
 from headwater.config import FilesSource
+from headwater.errors import SourceError
 from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
 from headwater.models.engine import Engine
@@ -82,6 +85,15 @@ class _PartWriter:
         self.sample.add(part.rows)
         engine = self._engine()
         columns = [c for c in part.rows.column_names if c not in LINEAGE]
+        missing = sorted(set(self.config.pii) - set(columns))
+        if missing:
+            names = pc.unique(part.rows.column("_file")).to_pylist()[:3]
+            files = ", ".join(str(n) for n in names) or "(no rows)"
+            raise SourceError(
+                f"source {name!r}: sources.{name}.pii names column(s) {missing}, which the files "
+                f"{files} do not have (their columns: {', '.join(columns)}); protected data "
+                "would pass unprotected, so nothing was loaded"
+            )
         scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
         path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
         engine.conn.register("__hw_part", part.rows)
@@ -154,6 +166,27 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     checkpoint("stage.after_commit")
     ledger.set_status(ctx.db, name, [e.content_hash for e in entries], ledger.STAGED, stats)
     _add_counts(ctx, summary, name, batch, stats)
+
+
+def sample_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]) -> None:
+    """Rebuild a batch's protected-value sample by parsing its raw files again.
+
+    A batch staged by a run that then crashed has no sample in this run; the
+    leak check downstream still needs one. Only the protected columns are kept.
+    """
+    config = ctx.project.config.sources[name]
+    assert isinstance(config, FilesSource)
+    sample = pii.LeakSample(config.pii)
+    ctx.leak_samples.setdefault(batch, {})[name] = sample
+    if not config.pii:
+        return
+    inputs = [
+        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
+        for e in entries
+    ]
+    for _ in ctx.sources[name].parse(inputs, lambda part: sample.add(part.rows)):
+        pass
+    sample.register(ctx.engine.conn)
 
 
 def _empty_file(

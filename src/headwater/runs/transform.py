@@ -308,18 +308,13 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     if cfg.materialized == "incremental" and cfg.strategy == "merge":
         # Check the incoming rows, then write the merged table.
         _measure(ctx, model, output, record=True)
-        summary.rows_written += ctx.engine.scalar_int(f"SELECT count(*) FROM ({output})", context)
+        rows = ctx.engine.scalar_int(f"SELECT count(*) FROM ({output})", context)
         ctx.engine.write_parquet(_merge_sql(ctx, model, output, exists), path, context)
         commit_mode = "replace"
     else:
-        written = ctx.engine.write_parquet(output, path, context)
+        rows = ctx.engine.write_parquet(output, path, context)
         _measure(ctx, model, f"SELECT * FROM {scan_sql([path])}", record=True, existing=existing)
-        if cfg.materialized == "incremental":
-            summary.rows_written += written
-            commit_mode = "append"
-        else:
-            summary.rows_written = written
-            commit_mode = "replace"
+        commit_mode = "append" if cfg.materialized == "incremental" else "replace"
     samples = ctx.leak_samples.get(state.batch, {})
     dropped = set().union(*(s.dropped() for s in samples.values())) if samples else set()
     pii.check_leaks(ctx.engine.conn, scan_sql([path]), model.name, dropped)
@@ -329,6 +324,10 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
         mode="append" if commit_mode == "append" else "replace",
         batch=state.batch,
         run_id=ctx.run_id,
+    )
+    # Counted once committed: a model that failed wrote nothing anyone can read.
+    summary.rows_written = (
+        summary.rows_written + rows if cfg.materialized == "incremental" else rows
     )
     ctx.engine.drop(f"{out_table}_kept")
     ctx.engine.drop(out_table)

@@ -66,7 +66,24 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
         conn.close()
 
 
+READ_ONLY = {"SELECT", "EXPLAIN"}
+
+
+def check_read_only(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse anything but one SELECT (or EXPLAIN): no COPY, CREATE, ATTACH, SET, INSTALL."""
+    try:
+        statements = conn.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}") from None
+    if len(statements) != 1:
+        raise QueryError(f"expected one SQL statement, got {len(statements)}")
+    kind = str(statements[0].type).rsplit(".", 1)[-1]
+    if kind not in READ_ONLY:
+        raise QueryError(f"only read-only queries (SELECT, EXPLAIN) are allowed, not {kind}")
+
+
 def run_query(conn: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
+    check_read_only(conn, sql)
     try:
         return conn.sql(sql).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:

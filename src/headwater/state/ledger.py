@@ -122,6 +122,23 @@ def set_status(
             conn.execute(statement, rows)
 
 
+def set_quarantined(db: StateDB, source: str, batch: int, counts: dict[str, int]) -> None:
+    """Per-file totals of quarantined rows of a batch (parser and model checks together)."""
+    if not counts:
+        return
+    statement = (
+        files.update()
+        .where(
+            files.c.source == source,
+            files.c.batch == batch,
+            files.c.name == sa.bindparam("file_name"),
+        )
+        .values(rows_quarantined=sa.bindparam("n"))
+    )
+    with db.engine.begin() as conn:
+        conn.execute(statement, [{"file_name": k, "n": v} for k, v in counts.items()])
+
+
 def set_batch_status(db: StateDB, batch: int, status: str) -> None:
     with db.engine.begin() as conn:
         conn.execute(files.update().where(files.c.batch == batch).values(status=status))

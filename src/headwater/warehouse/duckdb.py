@@ -139,14 +139,11 @@ class DuckDBWarehouse:
             # The lake holds one row per key (merge models dedupe, append models check
             # uniqueness), so deleting the keys being loaded, then inserting, is a merge.
             key = ", ".join(_q(k) for k in item.unique_key)
-            keys = f"SELECT {key} FROM {source}{where}"
-            if len(item.unique_key) == 1:
-                conn.execute(f"DELETE FROM {table} WHERE {key} IN ({keys})").fetchall()
-            else:
-                match = " AND ".join(
-                    f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
-                )
-                conn.execute(f"DELETE FROM {table} t USING ({keys}) s WHERE {match}").fetchall()
+            keys = f"SELECT DISTINCT {key} FROM {source}{where}"
+            match = " AND ".join(
+                f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
+            )
+            conn.execute(f"DELETE FROM {table} t USING ({keys}) s WHERE {match}").fetchall()
         [(inserted,)] = conn.execute(f"INSERT INTO {table} ({names}) {new_rows}").fetchall()
         [(total,)] = conn.execute(f"SELECT count(*) FROM {table}").fetchall()
         return LoadResult(item.table, item.mode, int(inserted), int(total), added)
