@@ -190,7 +190,7 @@ def test_quarantine_zone_holds_failing_rows(
     _, name, failing = KINDS[kind]
     rows = quarantine_rows(root, f"chk_{kind}")
     assert [r[:9] for r in rows] == [
-        (1, summary.run_id, "model", f"chk_{kind}", "src", "f1.csv", line, name, reason)
+        (1001, summary.run_id, "model", f"chk_{kind}", "src", "f1.csv", line, name, reason)
         for line, reason in sorted(failing.items())
     ]
     source_rows = {
@@ -387,9 +387,9 @@ def test_unique_on_append_quarantines_keys_of_earlier_runs(
     root, _, models_out = appended
     assert models_out["inc_quarantine"]["rows_quarantined"] == 1
     assert lake(root, "select id, name, _batch from inc_quarantine order by id") == [
-        (1, "a", 1),
-        (2, "b", 1),
-        (3, "c", 2),
+        (1, "a", 1001),
+        (2, "b", 1001),
+        (3, "c", 2001),
     ]
     assert warehouse(root, "select id, name from inc_quarantine order by id") == [
         (1, "a"),
@@ -400,7 +400,7 @@ def test_unique_on_append_quarantines_keys_of_earlier_runs(
         root,
         "select _batch, file, line, rule, reason from quarantine where name = 'inc_quarantine'",
     )
-    assert (batch, file, line) == (2, "f2.csv", 2)
+    assert (batch, file, line) == (2001, "f2.csv", 2)
     assert rule.startswith("unique(id)")
     assert reason.startswith("id 2 ")
 

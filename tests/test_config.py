@@ -179,7 +179,7 @@ def test_model_header_errors_name_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_model_config(path, {"materialized": "tabel"})
     assert str(info.value) == (
-        f"{path}: materialized: Input should be 'table', 'incremental' or 'view' (got 'tabel')"
+        f"{path}: materialized: Input should be 'table', 'incremental', 'view' or 'ephemeral' (got 'tabel')"
     )
     with pytest.raises(ConfigError) as info:
         parse_model_config(path, {"checks": [{"not_null": "x", "severity": "fatal"}]})

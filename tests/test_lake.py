@@ -323,10 +323,10 @@ def test_schema_evolves_in_a_run(tmp_path: Path) -> None:
     drop(root, {"f2.csv": "3,c,30\n4,d,40\n"})
     run_ok(root)
     assert lake(root, "select id, label, _batch from events order by id") == [
-        (1, None, 1),
-        (2, None, 1),
-        (3, "C", 2),
-        (4, "D", 2),
+        (1, None, 1001),  # batch ids: run id * 1000 + batch number within the run
+        (2, None, 1001),
+        (3, "C", 2001),
+        (4, "D", 2001),
     ]
 
 

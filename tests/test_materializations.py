@@ -46,15 +46,15 @@ def test_table_rebuilds_from_full_state(tmp_path: Path) -> None:
         {"f1.csv": "1,a,10\n2,b,20\n"},
     )
     first = run_ok(root)
-    assert warehouse(root, "select * from totals") == [(2, 30, 1)]
+    assert warehouse(root, "select * from totals") == [(2, 30, 1001)]
     drop(root, {"f2.csv": "3,c,5\n"})
     second = run_ok(root)
     assert second.models["totals"].rows_written == 1
     assert second.models["ids"].rows_written == 3
-    assert warehouse(root, "select * from totals") == [(3, 35, 2)]
-    assert lake(root, "select n, total, last_batch, _batch from totals") == [(3, 35, 2, 2)]
+    assert warehouse(root, "select * from totals") == [(3, 35, 2001)]
+    assert lake(root, "select n, total, last_batch, _batch from totals") == [(3, 35, 2001, 2001)]
     assert warehouse(root, "select id from ids order by id") == [(1,), (2,), (3,)]
-    assert lake(root, "select id, _batch from ids order by id") == [(1, 2), (2, 2), (3, 2)]
+    assert lake(root, "select id, _batch from ids order by id") == [(1, 2001), (2, 2001), (3, 2001)]
     assert second.warehouse.tables["ids"] == {
         "mode": "replace",
         "rows_loaded": 3,
@@ -86,14 +86,14 @@ def test_incremental_append_sees_only_new_files(tmp_path: Path) -> None:
     second = run_ok(root)
     assert second.models["events"].rows_written == 1
     assert lake(root, "select id, seen_in, _batch from events order by id") == [
-        (1, 1, 1),
-        (2, 1, 1),
-        (3, 2, 2),
+        (1, 1001, 1001),
+        (2, 1001, 1001),
+        (3, 2001, 2001),
     ]
     assert warehouse(root, "select id, name, amount, seen_in from events order by id") == [
-        (1, "a", 10, 1),
-        (2, "b", 20, 1),
-        (3, "c", 30, 2),
+        (1, "a", 10, 1001),
+        (2, "b", 20, 1001),
+        (3, "c", 30, 2001),
     ]
     assert warehouse(root, "select n, lo from batch_sizes order by lo") == [(2, 1), (1, 3)]
     assert second.warehouse.tables["events"]["rows_loaded"] == 1
@@ -121,9 +121,9 @@ def test_incremental_merge_updates_in_place(tmp_path: Path) -> None:
     expected = [(1, "a", 10), (2, "B", 25), (3, "c", 30)]
     assert warehouse(root, "select id, name, amount from latest order by id") == expected
     assert lake(root, "select id, name, amount, _batch from latest order by id") == [
-        (1, "a", 10, 1),
-        (2, "B", 25, 2),
-        (3, "c", 30, 2),
+        (1, "a", 10, 1001),
+        (2, "B", 25, 2001),
+        (3, "c", 30, 2001),
     ]
     assert second.warehouse.tables["latest"]["mode"] == "merge"
     assert second.warehouse.tables["latest"]["rows_in_table"] == 3
@@ -235,7 +235,7 @@ def test_published_view_is_a_config_error(tmp_path: Path) -> None:
         plan(Project.load(root))
     message = str(info.value)
     assert message.startswith(str(root / "models" / "v.sql"))
-    assert "a view is not stored in the lake, so it cannot be published" in message
+    assert "a view model is not stored in the lake, so it cannot be published" in message
     result = cli("check", "-p", str(root))
     assert result.exit_code == 2
     assert "cannot be published" in result.stderr
@@ -274,8 +274,8 @@ def test_underscore_columns_stay_in_the_lake(tmp_path: Path) -> None:
         "_batch",
     ]
     assert lake(root, "select id, _file, _line, _note, _batch from items order by id") == [
-        (1, "f1.csv", 1, "A", 1),
-        (2, "f1.csv", 2, "B", 1),
+        (1, "f1.csv", 1, "A", 1001),
+        (2, "f1.csv", 2, "B", 1001),
     ]
     assert [c for c, _ in warehouse_columns(root, "items")] == ["id", "name", "amount"]
     assert warehouse(root, "select * from items order by id") == [(1, "a", 10), (2, "b", 20)]
@@ -301,7 +301,7 @@ def test_reader_of_incremental_model_sees_only_the_batch(tmp_path: Path) -> None
     drop(root, {"f2.csv": "3,c,30\n4,d,40\n5,e,50\n"})
     run_ok(root)
     assert warehouse(root, "select n, amount from delta_counts order by n") == [(2, 30), (3, 120)]
-    assert lake(root, "select n, _batch from delta_counts order by _batch") == [(2, 1), (3, 2)]
+    assert lake(root, "select n, _batch from delta_counts order by _batch") == [(2, 1001), (3, 2001)]
     assert warehouse(root, "select n, amount from full_counts") == [(5, 150)]
 
 
@@ -364,7 +364,7 @@ def test_two_files_in_one_run_are_one_batch(tmp_path: Path) -> None:
         {"f1.csv": "1,a,10\n", "f2.csv": "2,b,20\n3,c,30\n"},
     )
     summary = run_ok(root)
-    assert summary.batches == [summary.run_id]
+    assert summary.batches == [summary.run_id * 1000 + 1]
     assert warehouse(root, "select n from sizes") == [(3,)]
 
 

@@ -227,7 +227,7 @@ CheckConfig = Annotated[
 class ModelConfig(Strict):
     """Settings of one model, from its SQL header block or the project file."""
 
-    materialized: Literal["table", "incremental", "view"] = "table"
+    materialized: Literal["table", "incremental", "view", "ephemeral"] = "table"
     strategy: Literal["append", "merge"] = "append"
     unique_key: list[str] = []
     latest_by: str | None = None
@@ -246,8 +246,15 @@ class ModelConfig(Strict):
             raise ValueError("an incremental model with strategy 'merge' needs unique_key")
         if self.latest_by and self.strategy != "merge":
             raise ValueError("latest_by only applies to strategy 'merge'")
-        if self.materialized == "view" and self.publish:
-            raise ValueError("a view is not stored in the lake, so it cannot be published")
+        if self.materialized in ("view", "ephemeral") and self.publish:
+            raise ValueError(
+                f"a {self.materialized} model is not stored in the lake, so it cannot be published"
+            )
+        if self.materialized == "ephemeral" and self.checks:
+            raise ValueError(
+                "an ephemeral model is inlined into the models that read it, so it cannot have "
+                "checks (use materialized: view)"
+            )
         return self
 
 
@@ -281,6 +288,11 @@ class WarehouseConfig(Strict):
 class EngineConfig(Strict):
     memory_limit: str = "2GB"
     threads: int = Field(default=0, ge=0, description="0 means one per core")
+    batch_mb: int = Field(
+        default=128,
+        ge=1,
+        description="new input landed by one run is processed in batches of at most this size",
+    )
 
     @field_validator("memory_limit")
     @classmethod
@@ -447,14 +459,16 @@ def validation_error(
         ):
             shown = " (value hidden)" if found else ""
         message = err["msg"].removeprefix("Value error, ")
-        lines.append((f"{full or '<top>'}", message, shown))
+        lines.append((full, message, shown))
     # Several alternatives failing for one key (e.g. 'auto' or a boolean) read as one line.
     merged: dict[str, tuple[list[str], str]] = {}
     for key, message, shown in lines:
         messages, _ = merged.setdefault(key, ([], shown))
         if message not in messages:
             messages.append(message)
-    unique = [f"{key}: {' or '.join(m)}{shown}" for key, (m, shown) in merged.items()]
+    unique = [
+        f"{key + ': ' if key else ''}{' or '.join(m)}{shown}" for key, (m, shown) in merged.items()
+    ]
     body = unique[0] if len(unique) == 1 else "\n  " + "\n  ".join(unique)
     return ConfigError(f"{file}: {body}")
 

@@ -55,5 +55,9 @@ class QuarantineZone:
         batch_part = "*" if batch is None else f"batch={batch:08d}"
         return self.store.uri(PREFIX) + f"/{name_part}/{batch_part}/*.parquet"
 
+    def has(self, name: str, batch: int) -> bool:
+        """Whether this source or model quarantined rows of this batch."""
+        return any(True for _ in self.store.list(self._prefix(name, batch)))
+
     def has_files(self) -> bool:
         return any(True for _ in self.store.list(PREFIX))

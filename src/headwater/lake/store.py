@@ -105,9 +105,21 @@ class LocalStore:
         self._link_once(tmp, key)
 
     def put_bytes_once(self, key: str, data: bytes) -> None:
-        tmp = self._temp_file()
-        tmp.write_bytes(data)
-        self._link_once(tmp, key)
+        """Create the key's file exclusively (O_EXCL) and write it.
+
+        A crash mid-write can leave a short object under a key no ledger entry
+        names (keys carry the run id, so no later run writes it again); the
+        file ledger, not the listing, says what the raw zone holds.
+        """
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with final.open("xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            raise ObjectExistsError(
+                f"lake key {key!r} already exists; raw objects are written once and never replaced"
+            ) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()

@@ -97,6 +97,9 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
         cols = [check.unique] if isinstance(check.unique, str) else check.unique
         key = ", ".join(quote_ident(c) for c in cols)
         one = key if len(cols) == 1 else f"row({key})"
+        # Distinct hashes: a collision can only make the cheap pass inconclusive
+        # (then the exact pass runs); it can never hide a duplicate.
+        hashed = f"hash({key})"
         shown = " || ', ' || ".join(_text(quote_ident(c)) for c in cols)
         name = check.name or f"unique({', '.join(cols)})"
         out = [
@@ -105,7 +108,7 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
                 sev,
                 f"count(*) OVER (PARTITION BY {key}) > 1",
                 f"'{', '.join(cols)} ' || {shown} || ' is not unique'",
-                proves_none=f"count(*) = count(DISTINCT {one})",
+                proves_none=f"count(*) = count(DISTINCT {hashed})",
             )
         ]
         if existing is not None:

@@ -6,6 +6,10 @@ are recognised and skipped. New files are written byte-exact, from the bytes
 already read, under put-once keys that carry the run id, then recorded in the
 ledger in one transaction per source. A crash between the two leaves
 unreferenced raw objects that no later step reads, never a half-known file.
+
+New files are grouped into batches of at most `engine.batch_mb`: each batch
+is staged, transformed and committed on its own, so memory does not grow
+with the amount of input a run finds.
 """
 
 from __future__ import annotations
@@ -31,15 +35,45 @@ class _Read:
     data: bytes | None  # the bytes, for files small enough to land from memory
 
 
+BATCHES_PER_RUN = 1000  # batch ids are run_id * 1000 + k: unique, in arrival order
+
+
+class _Batches:
+    """Hands out batch ids: a new one whenever the current batch would pass `limit` bytes."""
+
+    def __init__(self, run_id: int, limit: int) -> None:
+        self.next_id = run_id * BATCHES_PER_RUN
+        self.limit = limit
+        self.size = 0
+        self.current: int | None = None
+
+    def start(self) -> None:
+        """Each source starts its own batch."""
+        self.current = None
+
+    def assign(self, size: int) -> int:
+        if self.current is None or (self.size and self.size + size > self.limit):
+            self.next_id += 1
+            if self.next_id % BATCHES_PER_RUN == 0:
+                raise SourceError(
+                    f"more than {BATCHES_PER_RUN - 1} batches in one run; raise engine.batch_mb"
+                )
+            self.current, self.size = self.next_id, 0
+        self.size += size
+        return self.current
+
+
 def extract(ctx: RunContext) -> None:
+    batches = _Batches(ctx.run_id, ctx.project.config.engine.batch_mb << 20)
     for name, source in ctx.sources.items():
         with step(ctx, "extract", name) as record:
-            _extract_source(ctx, name, source)
+            batches.start()
+            _extract_source(ctx, name, source, batches)
             found = ctx.summary.sources[name]
             record.rows_in, record.rows_out = found.files_found, found.files_new
 
 
-def _extract_source(ctx: RunContext, name: str, source: Source) -> None:
+def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batches) -> None:
     """Read and hash files on workers; decide and land them in order, each read once."""
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     found = source.discover()
@@ -68,7 +102,7 @@ def _extract_source(ctx: RunContext, name: str, source: Source) -> None:
                     name=read.item.name,
                     size=raw.size,
                     raw_key=raw.key,
-                    batch=ctx.run_id,
+                    batch=batches.assign(raw.size),
                     status=ledger.LANDED,
                     modified_at=read.item.modified_at,
                 )

@@ -150,8 +150,7 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
 
 def _record_file_quarantine(ctx: RunContext, batch: int) -> None:
     """Store per-file quarantined rows (parser and models) in the ledger, from the lake."""
-    prefixes = [f"quarantine/{n}/batch={batch:08d}" for n in (*ctx.dag.order, *ctx.dag.sources)]
-    if not any(any(True for _ in ctx.store.list(p)) for p in prefixes):
+    if not any(ctx.quarantine.has(n, batch) for n in (*ctx.dag.order, *ctx.dag.sources)):
         return
     records = scan_sql(ctx.quarantine.glob(batch=batch))
     rows = ctx.engine.execute(
@@ -168,7 +167,7 @@ def _record_file_quarantine(ctx: RunContext, batch: int) -> None:
 def _count_model_quarantine(ctx: RunContext, batch: int) -> None:
     """Count a batch's model-level quarantined rows against the source each came from."""
     for name in ctx.dag.order:
-        if not any(True for _ in ctx.store.list(f"quarantine/{name}/batch={batch:08d}")):
+        if not ctx.quarantine.has(name, batch):
             continue
         rows = ctx.engine.execute(
             f"SELECT source, rule, count(*) FROM {scan_sql(ctx.quarantine.glob(name, batch))} "

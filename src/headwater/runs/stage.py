@@ -85,7 +85,7 @@ class _PartWriter:
         self.sample.add(part.rows)
         engine = self._engine()
         columns = [c for c in part.rows.column_names if c not in LINEAGE]
-        missing = sorted(set(self.config.pii) - set(columns))
+        missing = sorted(set(self.config.pii) - set(part.columns or columns))
         if missing:
             names = pc.unique(part.rows.column("_file")).to_pylist()[:3]
             files = ", ".join(str(n) for n in names) or "(no rows)"
@@ -217,7 +217,7 @@ def _recount(ctx: RunContext, name: str, batch: int) -> dict[str, ledger.FileSta
     )
     rejected: list[tuple[Any, ...]] = []
     glob = ctx.quarantine.glob(name, batch)
-    if any(True for _ in ctx.store.list(f"quarantine/{name}/batch={batch:08d}")):
+    if ctx.quarantine.has(name, batch):
         rejected = ctx.engine.execute(f"SELECT q.file, count(*) FROM {scan_sql(glob)} q GROUP BY 1")
     by_name = {str(r[0]): int(r[1]) for r in rejected}
     names = {e["content_hash"]: e["name"] for e in ledger.file_stats(ctx.db, name, batch)}

@@ -6,7 +6,9 @@ What a model reads depends on its materialisation:
   models (rows whose `_batch` is the batch), plus the full state of `table`
   models, and appends to or merges into its table;
 - `view` is computed for the model that reads it, once per batch and mode,
-  and never stored.
+  and never stored;
+- `ephemeral` is inlined into each model that reads it (a DuckDB view):
+  never stored nor materialised, recomputed by each reader.
 
 Every row a model writes gets `_batch`. Checks run before the commit;
 quarantined rows go to the quarantine zone, an `error` check or a PII leak
@@ -79,7 +81,7 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
                 summary.status = "skipped"
                 summary.error = f"not run: {', '.join(blocked)} failed"
                 continue
-            if model.config.materialized == "view":
+            if model.config.materialized in ("view", "ephemeral"):
                 continue
             if batch in ctx.tables.committed_batches(name):
                 summary.status = (
@@ -125,6 +127,13 @@ def _bind(
     """Make `ref` readable on the engine (by name, or `as_name`): the batch's rows or in full."""
     dag = ctx.dag
     name = as_name or ref
+    if ref in dag.models and dag.models[ref].config.materialized == "ephemeral":
+        # Inlined: a DuckDB view over the names its own inputs are bound to, in this mode.
+        model = dag.models[ref]
+        for inner in sorted(model.refs):
+            _bind(ctx, state, inner, mode)
+        ctx.engine.bind_sql(name, f"({model.sql})")
+        return
     if ref in dag.models and dag.models[ref].config.materialized == "view":
         table = _view(ctx, state, dag.models[ref], mode)
         ctx.engine.bind_sql(name, f"SELECT * FROM {pii.quote_ident(table)}")
@@ -306,10 +315,14 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     output = body if kept is None else f"SELECT * FROM {kept}"
     path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
     if cfg.materialized == "incremental" and cfg.strategy == "merge":
-        # Check the incoming rows, then write the merged table.
-        _measure(ctx, model, output, record=True)
-        rows = ctx.engine.scalar_int(f"SELECT count(*) FROM ({output})", context)
-        ctx.engine.write_parquet(_merge_sql(ctx, model, output, exists), path, context)
+        # The incoming rows, computed once: checked, counted, then merged into the table.
+        incoming = f"__hw_in_{model.name}"
+        rows = ctx.engine.materialize(incoming, output, context)
+        _measure(ctx, model, f"SELECT * FROM {incoming}", record=True)
+        ctx.engine.write_parquet(
+            _merge_sql(ctx, model, f"SELECT * FROM {incoming}", exists), path, context
+        )
+        ctx.engine.drop(incoming)
         commit_mode = "replace"
     else:
         rows = ctx.engine.write_parquet(output, path, context)

@@ -60,6 +60,7 @@ class ParsedPart:
     rows: pa.Table
     rejects: pa.Table
     counts: dict[str, FileCount] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # every field, including ones not cut out
 
 
 R = TypeVar("R")

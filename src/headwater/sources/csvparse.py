@@ -243,8 +243,17 @@ def _cut_column(
     return column
 
 
-def parse_chunk(files: list[RawText], options: CsvOptions, columns: list[str]) -> ParsedChunk:
-    """Split the files into rows of `len(columns)` fields, accounting for every line."""
+def parse_chunk(
+    files: list[RawText],
+    options: CsvOptions,
+    columns: list[str],
+    skip: frozenset[str] = frozenset(),
+) -> ParsedChunk:
+    """Split the files into rows of `len(columns)` fields, accounting for every line.
+
+    Columns named in `skip` are counted as fields but never cut out of the
+    text (a PII policy drops them anyway); they are absent from `rows`.
+    """
     ncols = len(columns)
     counts = [FileCounts() for _ in files]
     undecodable: list[tuple[int, int, str]] = []
@@ -301,9 +310,10 @@ def parse_chunk(files: list[RawText], options: CsvOptions, columns: list[str]) -
             *(
                 _cut_column(raw, buf, geo, left[:, j].copy(), right[:, j].copy(), options)
                 for j in range(ncols)
+                if columns[j] not in skip
             ),
         ],
-        names=["_fidx", "_line", *columns],
+        names=["_fidx", "_line", *(c for c in columns if c not in skip)],
     )
 
     rej = np.flatnonzero(rejected)

@@ -80,7 +80,8 @@ class FilesSourceReader:
         self, chunk: list[RawInput], columns: list[str], sink: Callable[[ParsedPart], R]
     ) -> R:
         texts = [RawText(i.name, i.read()) for i in chunk]
-        parsed = parse_chunk(texts, self.config.csv, columns)
+        dropped = frozenset(c for c, p in self.config.pii.items() if p.policy == "drop")
+        parsed = parse_chunk(texts, self.config.csv, columns, skip=dropped)
         del texts
         return sink(_to_part(chunk, parsed))
 
@@ -120,4 +121,9 @@ def _to_part(chunk: list[RawInput], parsed: ParsedChunk) -> ParsedPart:
         )
         for item, c in zip(chunk, parsed.counts, strict=True)
     }
-    return ParsedPart(rows=lineage(parsed.rows), rejects=lineage(parsed.rejects), counts=counts)
+    return ParsedPart(
+        rows=lineage(parsed.rows),
+        rejects=lineage(parsed.rejects),
+        counts=counts,
+        columns=parsed.columns,
+    )

@@ -1,12 +1,13 @@
 /* headwater
-materialized: view
+materialized: ephemeral
 description: >
   One row per line of a branch file, its fields told apart by content. Format A
   (DD/MM/YYYY HH:MM, sized items) and A0 (unsized items with a leading space)
   put the total before the payment; Format B (ISO time, basket as flat
   size,product,price triples) puts the payment first. Ids are derived from the
   file's content hash and the line number, so the same file always gives the
-  same ids, whatever its name.
+  same ids, whatever its name. Ephemeral: inlined into the models that read
+  it, so the wide basket text is never copied.
 */
 with fields as (
     select

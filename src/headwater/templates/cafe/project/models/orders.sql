@@ -22,10 +22,15 @@ checks:
   - expression: "_basket_ok"
     severity: quarantine
     name: basket_parses
-    message: "'basket ' || coalesce('''' || basket || '''', 'NULL') || ' is not a list of <size> <product> - <price> items'"
+    message: "coalesce(_bad_items, 1) || ' of ' || coalesce(_item_count, 1) || ' basket items are not <size> <product> - <price>'"
 */
 with baskets as (
-    select transaction_id, bool_and(_item_ok) as _basket_ok, sum(price) as _items_total
+    select
+        transaction_id,
+        bool_and(_item_ok) as _basket_ok,
+        sum(price) as _items_total,
+        count(*) as _item_count,
+        count(*) filter (where not _item_ok) as _bad_items
     from order_items
     group by transaction_id
 )
@@ -40,9 +45,10 @@ select
     l.customer_key,
     l.ts,
     l.total_text,
-    l.basket,
     coalesce(b._basket_ok, false) as _basket_ok,
     b._items_total,
-    l._batch, l._file, l._file_hash, l._line
+    b._item_count,
+    b._bad_items,
+    l._batch, l._file, l._line
 from order_lines l
 left join baskets b using (transaction_id)
