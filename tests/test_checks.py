@@ -329,11 +329,11 @@ def test_fixed_model_finishes_the_pending_batch(tmp_path: Path) -> None:
     # The same data and code fail again: the batch is still pending.
     code, summary = cli_json(root)
     assert code == 1
-    assert summary["batches"] == [1]
+    assert summary["batches"] == [1001]  # the batch run 1 landed
     write_model(root, "strict", model(SELECT, publish=True, checks=[{"not_null": "id"}]))
     code, summary = cli_json(root)
     assert code == 0
-    assert summary["batches"] == [1]
+    assert summary["batches"] == [1001]  # the batch run 1 landed
     assert warehouse(root, "select n from child") == [(6,)]
 
 
