@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,6 +20,8 @@ from headwater.runs.summary import RunSummary
 from headwater.sources.base import Source
 from headwater.state.db import StateDB
 from headwater.state.runs import finish_step, start_step
+
+log = logging.getLogger("headwater.run")
 
 
 @dataclass
@@ -41,7 +45,10 @@ class Step:
 
     def __init__(self, ctx: RunContext, stage: str, name: str, batch: int | None) -> None:
         self.ctx = ctx
+        self.label = f"{stage} {name}" + ("" if batch is None else f" (batch {batch})")
+        self.started = time.perf_counter()
         self.id = start_step(ctx.db, ctx.run_id, stage, name, batch)
+        log.info("%s: started", self.label)
         self.rows_in: int | None = None
         self.rows_out: int | None = None
         self.rows_quarantined: int | None = None
@@ -59,6 +66,11 @@ class Step:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         error = str(exc) if exc is not None else self.error
+        seconds = time.perf_counter() - self.started
+        if error is None:
+            log.info("%s: done in %.2fs", self.label, seconds)
+        else:
+            log.warning("%s: failed after %.2fs: %s", self.label, seconds, error)
         finish_step(
             self.ctx.db,
             self.id,
