@@ -18,11 +18,7 @@ import duckdb
 from headwater.config import EngineConfig
 from headwater.errors import ModelError
 from headwater.lake.tables import scan_sql
-from headwater.quality.pii import quote_ident
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+from headwater.sql import literal, quote_ident
 
 
 class Engine:
@@ -90,8 +86,7 @@ class Engine:
     def write_parquet(self, sql: str, path: str, context: str) -> int:
         """COPY a query to one Parquet file; returns the rows written."""
         rows = self.execute(
-            f"COPY ({sql}) TO {sql_string(path)} "
-            "(FORMAT parquet, COMPRESSION snappy, RETURN_STATS)",
+            f"COPY ({sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION snappy, RETURN_STATS)",
             context,
         )
         return sum(int(r[1]) for r in rows)
@@ -100,9 +95,9 @@ class Engine:
         """Drop a temporary table or view of this name, if there is one."""
         kinds = self.execute(
             "SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = "
-            f"{sql_string(name)} AND temporary UNION ALL "
+            f"{literal(name)} AND temporary UNION ALL "
             "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = "
-            f"{sql_string(name)} AND temporary"
+            f"{literal(name)} AND temporary"
         )
         for (kind,) in kinds:
             self.execute(f"DROP {kind} {quote_ident(name)}")

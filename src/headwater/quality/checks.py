@@ -28,20 +28,12 @@ from headwater.config import (
     Severity,
     UniqueCheck,
 )
-from headwater.quality.pii import quote_ident
+from headwater.sql import literal, quote_ident
 
 
 def full_relation(name: str) -> str:
     """The name a relationships check reads its target by: the target's full current state."""
     return f"__hw_full_{name}"
-
-
-def sql_literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -124,7 +116,7 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
     if isinstance(check, AcceptedValuesCheck):
         a = check.accepted_values
         col = quote_ident(a.column)
-        values = ", ".join(sql_literal(v) for v in a.values)
+        values = ", ".join(literal(v) for v in a.values)
         shown = ", ".join(str(v) for v in a.values).replace("'", "''")
         return [
             CompiledCheck(
@@ -206,14 +198,14 @@ def quarantine(
         CheckResult(c.name, c.severity, int(n)) for c, n in zip(checks, counts[1:], strict=True)
     ]
     if counts[0] and write_to is not None:
-        rule = " ".join(f"WHEN __hw_f{i} THEN {sql_literal(c.name)}" for i, c in enumerate(checks))
+        rule = " ".join(f"WHEN __hw_f{i} THEN {literal(c.name)}" for i, c in enumerate(checks))
         reason = " ".join(f"WHEN __hw_f{i} THEN {c.reason}" for i, c in enumerate(checks))
         columns = record_columns.replace("{rule}", f"CASE {rule} END").replace(
             "{reason}", f"CASE {reason} END"
         )
         conn.execute(
             f"COPY (SELECT {columns} FROM {table} WHERE {any_fail}) "
-            f"TO {sql_literal(write_to)} (FORMAT parquet, COMPRESSION zstd)"
+            f"TO {literal(write_to)} (FORMAT parquet, COMPRESSION zstd)"
         ).fetchall()
     drop = ", ".join(f"__hw_f{i}" for i in range(len(checks)))
     kept = f"{table}_kept"

@@ -28,16 +28,13 @@ import pyarrow.compute as pc
 
 from headwater.config import PiiPolicy
 from headwater.errors import PiiLeakError
+from headwater.sql import quote_ident
 
 HASH_HEX_CHARS = 16
 SAMPLE_PER_COLUMN = 100_000
 MIN_VALUE_LENGTH = 4
 KEY_TABLE = "_hw_pii_key"
 VALUES_TABLE = "_hw_pii_values"
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def install_key(conn: duckdb.DuckDBPyConnection, secret: str) -> None:

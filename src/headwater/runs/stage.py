@@ -27,6 +27,7 @@ from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
 from headwater.sources.base import ParsedPart, RawInput
+from headwater.sql import literal, quote_ident
 from headwater.state import ledger
 
 LINEAGE = ["_file", "_file_hash", "_line"]
@@ -40,13 +41,9 @@ def _read(store: Store, key: str) -> bytes:
 def _quarantine_select(source: str, batch: int, run_id: int) -> str:
     return (
         f"{batch}::BIGINT AS _batch, {run_id}::BIGINT AS run_id, 'source' AS stage, "
-        f"{pii_literal(source)} AS name, {pii_literal(source)} AS source, _file AS file, "
+        f"{literal(source)} AS name, {literal(source)} AS source, _file AS file, "
         "_line AS line, rule, reason, NULL::VARCHAR AS record"
     )
-
-
-def pii_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -198,7 +195,7 @@ def _empty_file(
         for c in (columns or ["column_1"])
         if config.pii.get(c) is None or config.pii[c].policy != "drop"
     ]
-    cols = ", ".join(f"NULL::VARCHAR AS {pii.quote_ident(c)}" for c in names)
+    cols = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in names)
     path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
     ctx.engine.write_parquet(
         f"SELECT NULL::BIGINT AS _batch, NULL::VARCHAR AS _file, NULL::VARCHAR AS _file_hash, "

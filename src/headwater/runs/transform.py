@@ -27,7 +27,6 @@ import duckdb
 from headwater.config import CheckConfig, RelationshipsCheck, UniqueCheck
 from headwater.errors import HeadwaterError, ModelError, TerminalError
 from headwater.lake.tables import BATCH_COLUMN, scan_sql
-from headwater.models.engine import sql_string
 from headwater.models.spec import Model
 from headwater.quality import pii
 from headwater.quality.checks import (
@@ -41,6 +40,7 @@ from headwater.quality.checks import (
 from headwater.runs.context import RunContext, step
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import ModelSummary
+from headwater.sql import literal, quote_ident
 from headwater.state import ledger
 
 DELTA, FULL = "delta", "full"
@@ -136,7 +136,7 @@ def _bind(
         return
     if ref in dag.models and dag.models[ref].config.materialized == "view":
         table = _view(ctx, state, dag.models[ref], mode)
-        ctx.engine.bind_sql(name, f"SELECT * FROM {pii.quote_ident(table)}")
+        ctx.engine.bind_sql(name, f"SELECT * FROM {quote_ident(table)}")
         return
     incremental = ref in dag.sources or dag.models[ref].config.materialized == "incremental"
     if mode == DELTA and incremental:
@@ -243,12 +243,12 @@ def _checked(
     names = [c for c, _ in ctx.engine.columns(f"({sql})", model.name)]
     public = [c for c in names if not c.startswith("_")]
     sources = ctx.dag.sources_of(model.name)
-    source = sql_string(next(iter(sources))) if len(sources) == 1 else "NULL"
-    fields = ", ".join(f"{pii.quote_ident(c)} := {pii.quote_ident(c)}" for c in public)
+    source = literal(next(iter(sources))) if len(sources) == 1 else "NULL"
+    fields = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in public)
     record_json = f"to_json(struct_pack({fields}))" if public else "NULL"
     columns = (
         f"{state.batch}::BIGINT AS _batch, {ctx.run_id}::BIGINT AS run_id, 'model' AS stage, "
-        f"{sql_string(model.name)} AS name, {source}::VARCHAR AS source, "
+        f"{literal(model.name)} AS name, {source}::VARCHAR AS source, "
         f"{'_file' if '_file' in names else 'NULL'}::VARCHAR AS file, "
         f"{'_line' if '_line' in names else 'NULL'}::BIGINT AS line, "
         "{rule} AS rule, {reason} AS reason, " + record_json + "::VARCHAR AS record"
@@ -349,10 +349,10 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
 def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> str:
     """The table after merging `incoming` on the unique key (incoming wins unless `latest_by`)."""
     cfg = model.config
-    key = ", ".join(pii.quote_ident(k) for k in cfg.unique_key)
+    key = ", ".join(quote_ident(k) for k in cfg.unique_key)
     order = []
     if cfg.latest_by:
-        order.append(f"{pii.quote_ident(cfg.latest_by)} DESC NULLS LAST")
+        order.append(f"{quote_ident(cfg.latest_by)} DESC NULLS LAST")
     order.append("__hw_incoming DESC")
     if exists:
         ctx.engine.bind_parquet(

@@ -19,16 +19,13 @@ from headwater.lake.quarantine import COLUMNS, QuarantineZone
 from headwater.lake.store import open_store
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
+from headwater.sql import quote_ident
 
 BATCH_ROWS = 10_000
 
 
 class QueryError(HeadwaterError):
     """The SQL failed (syntax, unknown table, types); the message is DuckDB's."""
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @contextmanager
@@ -50,7 +47,7 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
             files = tables.data_files(name)
             if files:
                 conn.execute(
-                    f"CREATE VIEW {_q(name)} AS SELECT * FROM {scan_sql(files)}"
+                    f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM {scan_sql(files)}"
                 ).fetchall()
         zone = QuarantineZone(store)
         if zone.has_files():
@@ -58,7 +55,7 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
                 f"CREATE VIEW quarantine AS SELECT * FROM {scan_sql(zone.glob())}"
             ).fetchall()
         else:
-            cols = ", ".join(f"NULL::{t} AS {_q(c)}" for c, t in COLUMNS.items())
+            cols = ", ".join(f"NULL::{t} AS {quote_ident(c)}" for c, t in COLUMNS.items())
             conn.execute(f"CREATE VIEW quarantine AS SELECT {cols} WHERE false").fetchall()
     try:
         yield conn

@@ -19,6 +19,7 @@ import duckdb
 
 from headwater.errors import WarehouseError
 from headwater.lake.tables import scan_sql
+from headwater.sql import literal, quote_ident
 from headwater.warehouse.base import LoadItem, LoadResult, Watermark
 
 LOADS = "_headwater_loads"
@@ -32,14 +33,6 @@ WIDENINGS = {
     ("FLOAT", "DOUBLE"),
     ("DATE", "TIMESTAMP"),
 }
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _s(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _widens(old: str, new: str) -> bool:
@@ -71,7 +64,7 @@ class DuckDBWarehouse:
         try:
             rows = conn.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-                f"AND table_name <> {_s(LOADS)} ORDER BY 1"
+                f"AND table_name <> {literal(LOADS)} ORDER BY 1"
             ).fetchall()
             return [str(r[0]) for r in rows]
         finally:
@@ -83,7 +76,7 @@ class DuckDBWarehouse:
         conn = self._connect(read_only=True)
         try:
             exists = conn.execute(
-                f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_s(LOADS)}"
+                f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {literal(LOADS)}"
             ).fetchall()[0][0]
             if not exists:
                 return {}
@@ -127,21 +120,22 @@ class DuckDBWarehouse:
         source = scan_sql(item.files)
         described = conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         columns = [(str(r[0]), str(r[1])) for r in described if not str(r[0]).startswith("_")]
-        names = ", ".join(_q(c) for c, _ in columns)
+        names = ", ".join(quote_ident(c) for c, _ in columns)
         where = "" if item.after_batch is None else f" WHERE _batch > {item.after_batch}"
         new_rows = f"SELECT {names} FROM {source}{where}"
         added = self._ensure_table(conn, item.table, columns)
-        table = _q(item.table)
+        table = quote_ident(item.table)
         [(present,)] = conn.execute(f"SELECT count(*) > 0 FROM {table}").fetchall()
         if present and item.mode == "replace":
             conn.execute(f"DELETE FROM {table}").fetchall()
         elif present and item.mode == "merge":
             # The lake holds one row per key (merge models dedupe, append models check
             # uniqueness), so deleting the keys being loaded, then inserting, is a merge.
-            key = ", ".join(_q(k) for k in item.unique_key)
+            key = ", ".join(quote_ident(k) for k in item.unique_key)
             keys = f"SELECT DISTINCT {key} FROM {source}{where}"
             match = " AND ".join(
-                f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in item.unique_key
+                f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}"
+                for k in item.unique_key
             )
             conn.execute(f"DELETE FROM {table} t USING ({keys}) s WHERE {match}").fetchall()
         [(inserted,)] = conn.execute(f"INSERT INTO {table} ({names}) {new_rows}").fetchall()
@@ -153,18 +147,20 @@ class DuckDBWarehouse:
     ) -> list[str]:
         existing = conn.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
-            f"AND table_name = {_s(table)} ORDER BY column_index"
+            f"AND table_name = {literal(table)} ORDER BY column_index"
         ).fetchall()
         if not existing:
-            cols = ", ".join(f"{_q(c)} {t}" for c, t in columns)
-            conn.execute(f"CREATE TABLE {_q(table)} ({cols})").fetchall()
+            cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in columns)
+            conn.execute(f"CREATE TABLE {quote_ident(table)} ({cols})").fetchall()
             return []
         have = {str(r[0]): str(r[1]) for r in existing}
         added = []
         for name, new_type in columns:
             old_type = have.get(name)
             if old_type is None:
-                conn.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {new_type}").fetchall()
+                conn.execute(
+                    f"ALTER TABLE {quote_ident(table)} ADD COLUMN {quote_ident(name)} {new_type}"
+                ).fetchall()
                 added.append(name)
             elif old_type != new_type:
                 if not _widens(old_type, new_type):
@@ -173,5 +169,7 @@ class DuckDBWarehouse:
                         f"{old_type} to {new_type}, which is not a widening; the load stopped "
                         "(change the model back, or drop the column in the warehouse)"
                     )
-                conn.execute(f"ALTER TABLE {_q(table)} ALTER {_q(name)} TYPE {new_type}").fetchall()
+                conn.execute(
+                    f"ALTER TABLE {quote_ident(table)} ALTER {quote_ident(name)} TYPE {new_type}"
+                ).fetchall()
         return added
