@@ -41,7 +41,6 @@ def config_error(file: Path, environ: dict[str, str] | None = None) -> str:
 # ------------------------------------------------------------------ messages
 
 
-
 @pytest.mark.parametrize(
     ("extra", "fragments"),
     [

@@ -301,7 +301,10 @@ def test_reader_of_incremental_model_sees_only_the_batch(tmp_path: Path) -> None
     drop(root, {"f2.csv": "3,c,30\n4,d,40\n5,e,50\n"})
     run_ok(root)
     assert warehouse(root, "select n, amount from delta_counts order by n") == [(2, 30), (3, 120)]
-    assert lake(root, "select n, _batch from delta_counts order by _batch") == [(2, 1001), (3, 2001)]
+    assert lake(root, "select n, _batch from delta_counts order by _batch") == [
+        (2, 1001),
+        (3, 2001),
+    ]
     assert warehouse(root, "select n, amount from full_counts") == [(5, 150)]
 
 
