@@ -38,7 +38,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, `make demo`) gets room for tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")
@@ -364,7 +365,7 @@ def status(
         runs.add_row(
             str(r["run_id"]),
             r["status"],
-            str(r["started_at"]),
+            str(r["started_at"] or "")[:19].replace("T", " "),
             str(r["duration_seconds"]),
             str(r["files_new"]),
             f"{r['rows_read']:,}",

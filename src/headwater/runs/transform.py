@@ -82,6 +82,8 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
                 summary.error = f"not run: {', '.join(blocked)} failed"
                 continue
             if model.config.materialized in ("view", "ephemeral"):
+                if model.config.materialized == "ephemeral":
+                    summary.status = "inlined"
                 continue
             if batch in ctx.tables.committed_batches(name):
                 summary.status = (
