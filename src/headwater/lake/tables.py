@@ -64,6 +64,9 @@ class Tables:
         self.store = store
         self.prefix = prefix
         self._batches: dict[str, set[int]] = {}
+        # Loaded tables and planned files, valid until this object commits to the table.
+        self._tables: dict[str, Table] = {}
+        self._files: dict[tuple[str, int | None], list[str]] = {}
 
     @classmethod
     def open(cls, state_url: str, store: Store) -> Tables:
@@ -80,11 +83,22 @@ class Tables:
         return sorted(ident[-1] for ident in self.catalog.list_tables(NAMESPACE))
 
     def exists(self, name: str) -> bool:
-        return bool(self.catalog.table_exists(self._id(name)))
+        return name in self._tables or bool(self.catalog.table_exists(self._id(name)))
+
+    def _forget(self, name: str) -> None:
+        self._tables.pop(name, None)
+        for key in [k for k in self._files if k[0] == name]:
+            del self._files[key]
 
     def load(self, name: str) -> Table:
+        """The table as of its latest commit (cached; a run is the only writer)."""
+        cached = self._tables.get(name)
+        if cached is not None:
+            return cached
         try:
-            return self.catalog.load_table(self._id(name))
+            table = self.catalog.load_table(self._id(name))
+            self._tables[name] = table
+            return table
         except NoSuchTableError:
             raise LakeError(
                 f"processed table {name!r} does not exist yet (no run has written it)"
@@ -110,11 +124,16 @@ class Tables:
 
     def data_files(self, name: str, after_batch: int | None = None) -> list[str]:
         """Files of the current snapshot; with `after_batch`, those that may hold newer rows."""
+        key = (name, after_batch)
+        if key in self._files:
+            return self._files[key]
         table = self.load(name)
         if table.current_snapshot() is None:
             return []
         row_filter = "true" if after_batch is None else f"{BATCH_COLUMN} > {int(after_batch)}"
-        return [task.file.file_path for task in table.scan(row_filter=row_filter).plan_files()]
+        files = [task.file.file_path for task in table.scan(row_filter=row_filter).plan_files()]
+        self._files[key] = files
+        return files
 
     def current_snapshot_id(self, name: str) -> int | None:
         snap = self.load(name).current_snapshot()
@@ -136,6 +155,7 @@ class Tables:
             )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
         schema = nullable(pq.read_schema(files[0]))
+        self._forget(name)
         try:
             table = self._table_for(name, schema, mode)
             with table.transaction() as txn:
@@ -148,6 +168,7 @@ class Tables:
             raise LakeError(
                 f"processed table {name!r}: new data does not fit the table: {exc}"
             ) from None
+        self._forget(name)
         self._batches.setdefault(name, set()).add(batch)
         snap = self.load(name).current_snapshot()
         rows = sum(pq.read_metadata(f).num_rows for f in files)
@@ -176,10 +197,12 @@ class Tables:
         try:
             with table.update_schema() as update:
                 update.union_by_name(schema)
+            self._forget(name)
         except (ValueError, TypeError, ResolveError, ValidationError) as exc:
             if mode == "replace":
                 self.catalog.drop_table(self._id(name))
                 self._batches.pop(name, None)
+                self._forget(name)
                 return self._create(name, schema)
             column = changed[0]
             raise LakeError(

@@ -10,6 +10,7 @@ Driver errors are translated here into `ModelError` naming the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +55,28 @@ class Engine:
             raise ModelError(f"{where}{type(exc).__name__}: {exc}") from None
 
     def bind_parquet(
-        self, name: str, files: list[str], where: str | None = None, empty_schema: str | None = None
+        self,
+        name: str,
+        files: list[str],
+        where: str | None = None,
+        empty_schema: Callable[[], str | None] | None = None,
     ) -> None:
-        """Make `name` a view over Parquet files (optionally filtered)."""
+        """Make `name` a view over Parquet files (optionally filtered).
+
+        With no files, `empty_schema()` gives a zero-row stand-in with the
+        table's columns (asked for only then: it may have to read metadata).
+        """
         if files:
             body = f"SELECT * FROM {scan_sql(files)}"
             if where:
                 body += f" WHERE {where}"
-        elif empty_schema is not None:
-            body = f"SELECT * FROM ({empty_schema}) WHERE false"
         else:
-            raise ModelError(f"{name}: no data files to read and no schema to stand in for them")
+            schema = empty_schema() if empty_schema is not None else None
+            if schema is None:
+                raise ModelError(
+                    f"{name}: no data files to read and no schema to stand in for them"
+                )
+            body = f"SELECT * FROM ({schema}) WHERE false"
         self.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {body}", name)
 
     def bind_sql(self, name: str, sql: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import duckdb
 
@@ -144,11 +145,14 @@ def _bind(
     if mode == DELTA and incremental:
         files = ctx.tables.data_files(ref, after_batch=state.batch - 1)
         ctx.engine.bind_parquet(
-            name, files, where=f"{BATCH_COLUMN} = {state.batch}", empty_schema=_schema_sql(ctx, ref)
+            name,
+            files,
+            where=f"{BATCH_COLUMN} = {state.batch}",
+            empty_schema=partial(_schema_sql, ctx, ref),
         )
     else:
         ctx.engine.bind_parquet(
-            name, ctx.tables.data_files(ref), empty_schema=_schema_sql(ctx, ref)
+            name, ctx.tables.data_files(ref), empty_schema=partial(_schema_sql, ctx, ref)
         )
 
 
@@ -309,7 +313,7 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
         ctx.engine.bind_parquet(
             "__hw_existing",
             ctx.tables.data_files(model.name),
-            empty_schema=_schema_sql(ctx, model.name),
+            empty_schema=partial(_schema_sql, ctx, model.name),
         )
         existing = "__hw_existing"
     out_table = f"__hw_out_{model.name}"
@@ -360,7 +364,7 @@ def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> st
         ctx.engine.bind_parquet(
             "__hw_current",
             ctx.tables.data_files(model.name),
-            empty_schema=_schema_sql(ctx, model.name),
+            empty_schema=partial(_schema_sql, ctx, model.name),
         )
         union = (
             f"SELECT *, 1 AS __hw_incoming FROM ({incoming}) "
