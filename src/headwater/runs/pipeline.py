@@ -109,32 +109,12 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
     try:
         extract(ctx)
         ok = True
-        pending = ledger.pending(db)
-        for batch in sorted({e.batch for e in pending}):
+        by_batch: dict[int, dict[str, list[ledger.LedgerEntry]]] = {}
+        for entry in ledger.pending(db):
+            by_batch.setdefault(entry.batch, {}).setdefault(entry.source, []).append(entry)
+        for batch in sorted(by_batch):
             summary.batches.append(batch)
-            pii.reset_sample(engine.conn)
-            for name in the_plan.sources:
-                entries = [e for e in pending if e.batch == batch and e.source == name]
-                if entries and any(e.status == ledger.LANDED for e in entries):
-                    with step(ctx, "stage", name, batch) as record:
-                        before = (
-                            summary.sources[name].rows_read,
-                            summary.sources[name].rows_quarantined,
-                        )
-                        stage_batch(ctx, name, batch, entries)
-                        record.rows_in = summary.sources[name].rows_read - before[0]
-                        record.rows_quarantined = summary.sources[name].rows_quarantined - before[1]
-            for name in the_plan.sources:
-                if batch not in ctx.leak_samples or name not in ctx.leak_samples[batch]:
-                    # Staged by an earlier run: rebuild the protected values from raw data.
-                    entries = [e for e in pending if e.batch == batch and e.source == name]
-                    if entries:
-                        sample_batch(ctx, name, batch, entries)
-            transformed = transform_batch(ctx, batch)
-            _count_model_quarantine(ctx, batch)
-            _record_file_quarantine(ctx, batch)
-            ctx.leak_samples.pop(batch, None)
-            if not transformed:
+            if not _process_batch(ctx, batch, by_batch[batch]):
                 ok = False
                 break
         with step(ctx, "load", project.config.warehouse.type) as record:
@@ -148,32 +128,54 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
         shutil.rmtree(project.tmp_dir / f"run-{run_id}", ignore_errors=True)
 
 
-def _record_file_quarantine(ctx: RunContext, batch: int) -> None:
-    """Store per-file quarantined rows (parser and models) in the ledger, from the lake."""
-    if not any(ctx.quarantine.has(n, batch) for n in (*ctx.dag.order, *ctx.dag.sources)):
+def _process_batch(
+    ctx: RunContext, batch: int, entries: dict[str, list[ledger.LedgerEntry]]
+) -> bool:
+    """Stage each source's files of the batch, run the models, account for quarantine."""
+    pii.reset_sample(ctx.engine.conn)
+    for name, files in entries.items():
+        summary = ctx.summary.sources[name]
+        if any(e.status == ledger.LANDED for e in files):
+            with step(ctx, "stage", name, batch) as record:
+                read, quarantined = summary.rows_read, summary.rows_quarantined
+                stage_batch(ctx, name, batch, files)
+                record.rows_in = summary.rows_read - read
+                record.rows_quarantined = summary.rows_quarantined - quarantined
+        if name not in ctx.leak_samples.get(batch, {}):
+            # Staged by an earlier run: rebuild the protected values from raw data.
+            sample_batch(ctx, name, batch, files)
+    transformed = transform_batch(ctx, batch)
+    _account_quarantine(ctx, batch)
+    ctx.leak_samples.pop(batch, None)
+    return transformed
+
+
+def _account_quarantine(ctx: RunContext, batch: int) -> None:
+    """Count the batch's quarantined rows: per file in the ledger, per rule in the summary.
+
+    Parser rejects were counted when the batch was staged; rows quarantined
+    by model checks are added to the source each came from. The ledger gets
+    per-file totals of both, read back from the quarantine zone.
+    """
+    names = [n for n in (*ctx.dag.sources, *ctx.dag.order) if ctx.quarantine.has(n, batch)]
+    if not names:
         return
     records = scan_sql(ctx.quarantine.glob(batch=batch))
-    rows = ctx.engine.execute(
+    by_rule = ctx.engine.execute(
+        f"SELECT source, rule, count(*) FROM {records} "
+        "WHERE stage = 'model' AND source IS NOT NULL GROUP BY ALL ORDER BY ALL"
+    )
+    for source, rule, count in by_rule:
+        summary = ctx.summary.sources.get(str(source))
+        if summary is not None:
+            summary.add_quarantine(str(rule), int(count))
+    # A line counts once per file, whatever (and however many) rules it broke.
+    by_file = ctx.engine.execute(
         f"SELECT source, file, count(DISTINCT line) FROM {records} "
         "WHERE source IS NOT NULL AND file IS NOT NULL GROUP BY ALL"
     )
-    by_source: dict[str, dict[str, int]] = {}
-    for source, file, count in rows:
-        by_source.setdefault(str(source), {})[str(file)] = int(count)
-    for source, counts in by_source.items():
+    per_file: dict[str, dict[str, int]] = {}
+    for source, file, lines in by_file:
+        per_file.setdefault(str(source), {})[str(file)] = int(lines)
+    for source, counts in per_file.items():
         ledger.set_quarantined(ctx.db, source, batch, counts)
-
-
-def _count_model_quarantine(ctx: RunContext, batch: int) -> None:
-    """Count a batch's model-level quarantined rows against the source each came from."""
-    for name in ctx.dag.order:
-        if not ctx.quarantine.has(name, batch):
-            continue
-        rows = ctx.engine.execute(
-            f"SELECT source, rule, count(*) FROM {scan_sql(ctx.quarantine.glob(name, batch))} "
-            "WHERE source IS NOT NULL GROUP BY ALL ORDER BY ALL"
-        )
-        for source, rule, count in rows:
-            summary = ctx.summary.sources.get(str(source))
-            if summary is not None:
-                summary.add_quarantine(str(rule), int(count))
