@@ -1,11 +1,12 @@
 """Stage: parse a batch's raw files into the source's table in the processed zone.
 
-The source parses landed raw objects into Arrow parts; each part goes
-through DuckDB once, which applies the PII policies and writes Parquet into
-the processed zone. Lines the parser rejected go to the quarantine zone with
-file, line, rule and reason. One Iceberg commit per source and batch makes
-the batch visible all at once; a batch found already committed (the previous
-run crashed after committing) is not parsed again.
+The source parses landed raw objects into Arrow parts on worker threads;
+each worker sends its parts through DuckDB once (its own cursor), which
+applies the PII policies and writes Parquet into the processed zone. Lines
+the parser rejected go to the quarantine zone with file, line, rule and
+reason. One Iceberg commit per source and batch makes the batch visible all
+at once; a batch found already committed (the previous run crashed after
+committing) is not parsed again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ LINEAGE = ["_file", "_file_hash", "_line"]
 def _read(store: Store, key: str) -> bytes:
     with store.open(key) as handle:
         return handle.read()
+
+
+def _inputs(ctx: RunContext, entries: list[ledger.LedgerEntry]) -> list[RawInput]:
+    """Landed files as the source reads them back: name, hash, size, and a reader."""
+    return [
+        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
+        for e in entries
+    ]
 
 
 def _quarantine_select(source: str, batch: int, run_id: int) -> str:
@@ -134,10 +143,7 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     assert isinstance(config, FilesSource)
     source = ctx.sources[name]
     ctx.quarantine.reset(name, batch)
-    inputs = [
-        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
-        for e in entries
-    ]
+    inputs = _inputs(ctx, entries)
     sample = pii.LeakSample(config.pii)
     ctx.leak_samples.setdefault(batch, {})[name] = sample
     writer = _PartWriter(ctx, name, batch, config, sample)
@@ -177,10 +183,7 @@ def sample_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Le
     ctx.leak_samples.setdefault(batch, {})[name] = sample
     if not config.pii:
         return
-    inputs = [
-        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
-        for e in entries
-    ]
+    inputs = _inputs(ctx, entries)
     for _ in ctx.sources[name].parse(inputs, lambda part: sample.add(part.rows)):
         pass
     sample.register(ctx.engine.conn)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 import duckdb
 
@@ -45,7 +46,6 @@ from headwater.sql import literal, quote_ident
 from headwater.state import ledger
 
 DELTA, FULL = "delta", "full"
-LINEAGE = ("_batch", "_file", "_file_hash", "_line")
 
 
 class CheckError(TerminalError):
@@ -320,6 +320,7 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     kept = _checked(ctx, state, model, body, out_table, record=True, existing=existing)
     output = body if kept is None else f"SELECT * FROM {kept}"
     path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
+    commit_mode: Literal["append", "replace"]
     if cfg.materialized == "incremental" and cfg.strategy == "merge":
         # The incoming rows, computed once: checked, counted, then merged into the table.
         incoming = f"__hw_in_{model.name}"
@@ -337,13 +338,7 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     samples = ctx.leak_samples.get(state.batch, {})
     dropped = set().union(*(s.dropped() for s in samples.values())) if samples else set()
     pii.check_leaks(ctx.engine.conn, scan_sql([path]), model.name, dropped)
-    ctx.tables.commit(
-        model.name,
-        [path],
-        mode="append" if commit_mode == "append" else "replace",
-        batch=state.batch,
-        run_id=ctx.run_id,
-    )
+    ctx.tables.commit(model.name, [path], mode=commit_mode, batch=state.batch, run_id=ctx.run_id)
     # Counted once committed: a model that failed wrote nothing anyone can read.
     summary.rows_written = (
         summary.rows_written + rows if cfg.materialized == "incremental" else rows
