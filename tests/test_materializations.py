@@ -13,6 +13,7 @@ from headwater.errors import ConfigError
 from headwater.project import Project
 from headwater.runs.plan import plan
 from tests.fixtures.tiny import (
+    BASE_YAML,
     FIXTURES,
     cli,
     copy_fixture,
@@ -129,15 +130,7 @@ def test_incremental_merge_updates_in_place(tmp_path: Path) -> None:
     assert second.warehouse.tables["latest"]["rows_in_table"] == 3
 
 
-ORDERS_YAML = """\
-name: t
-sources:
-  src:
-    kind: files
-    path: inbox
-    glob: "*.csv"
-    csv: {columns: [id, status, updated_at], header: false}
-"""
+ORDERS_YAML = BASE_YAML.replace("[id, name, amount]", "[id, status, updated_at]")
 
 
 def test_latest_by_keeps_latest_row_when_older_file_arrives_later(tmp_path: Path) -> None:

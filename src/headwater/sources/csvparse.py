@@ -256,7 +256,7 @@ def parse_chunk(
     """
     ncols = len(columns)
     counts = [FileCounts() for _ in files]
-    undecodable: list[tuple[int, int, str]] = []
+    undecodable: list[pa.Table] = []  # every line of a file that does not decode
     parts: list[bytes] = []
     file_starts: list[int] = []
     offset = 0
@@ -265,7 +265,16 @@ def parse_chunk(
         if error is not None:
             nlines = f.data.count(b"\n") + (0 if f.data.endswith(b"\n") or not f.data else 1)
             counts[i].lines = counts[i].rejected = nlines
-            undecodable.extend((i, n, f"file is {error}") for n in range(1, nlines + 1))
+            undecodable.append(
+                pa.table(
+                    {
+                        "_fidx": pa.array(np.full(nlines, i, dtype=np.int32)),
+                        "_line": pa.array(np.arange(1, nlines + 1, dtype=np.int64)),
+                        "rule": pa.repeat("encoding", nlines),
+                        "reason": pa.repeat(f"file is {error}", nlines),
+                    }
+                )
+            )
             data = b""
         file_starts.append(offset)
         parts.append(data)
@@ -317,28 +326,22 @@ def parse_chunk(
     )
 
     rej = np.flatnonzero(rejected)
-    rules = np.where(odd[rej], "unbalanced_quote", "field_count").astype(object)
+    rules = np.where(odd[rej], "unbalanced_quote", "field_count")
     reasons = np.where(
         odd[rej],
         "unbalanced quote: a quoted field is not closed on its line",
         np.char.add(f"expected {ncols} fields, found ", fields[rej].astype(str)),
-    ).astype(object)
+    )
     rejects = pa.table(
         {
-            "_fidx": pa.array(
-                np.concatenate([lines.file[rej], np.array([u[0] for u in undecodable], np.int32)]),
-                pa.int32(),
-            ),
-            "_line": pa.array(
-                np.concatenate(
-                    [lines.number[rej], np.array([u[1] for u in undecodable], np.int64)]
-                ),
-                pa.int64(),
-            ),
-            "rule": pa.array([*rules, *("encoding" for _ in undecodable)], pa.string()),
-            "reason": pa.array([*reasons, *(u[2] for u in undecodable)], pa.string()),
+            "_fidx": pa.array(lines.file[rej], pa.int32()),
+            "_line": pa.array(lines.number[rej], pa.int64()),
+            "rule": pa.array(rules, pa.string()),
+            "reason": pa.array(reasons, pa.string()),
         }
     )
+    if undecodable:
+        rejects = pa.concat_tables([rejects, *undecodable])
     return ParsedChunk(rows=rows, rejects=rejects, counts=counts, columns=columns)
 
 
