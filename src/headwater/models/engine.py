@@ -25,7 +25,12 @@ from headwater.sql import literal, quote_ident
 class Engine:
     """An in-process DuckDB connection tuned for a run."""
 
-    def __init__(self, config: EngineConfig, spill_dir: Path) -> None:
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, config: EngineConfig, spill_dir: Path) -> Engine:
+        """A new in-memory engine with the run's memory limit and spill folder."""
         spill_dir.mkdir(parents=True, exist_ok=True)
         settings: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": config.memory_limit,
@@ -36,13 +41,11 @@ class Engine:
         }
         if config.threads:
             settings["threads"] = str(config.threads)
-        self.conn = duckdb.connect(":memory:", config=settings)
+        return cls(duckdb.connect(":memory:", config=settings))
 
     def cursor(self) -> Engine:
         """An engine on another connection to the same database, for a worker thread."""
-        worker = Engine.__new__(Engine)
-        worker.conn = self.conn.cursor()
-        return worker
+        return Engine(self.conn.cursor())
 
     def close(self) -> None:
         self.conn.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from headwater.project import Project
@@ -18,8 +17,7 @@ def _iso(value: Any) -> str | None:
 
 def status_report(project: Project, limit: int = 10) -> dict[str, Any]:
     """Recent runs and per-source freshness, as plain JSON-able data."""
-    db_path = project.state_url.removeprefix("sqlite:///")
-    if project.state_url.startswith("sqlite:///") and not Path(db_path).exists():
+    if not StateDB.exists(project.state_url):
         return {"project": project.config.name, "runs": [], "sources": {}, "note": "no run yet"}
     db = StateDB.open(project.state_url, create=False)
     try:

@@ -86,7 +86,7 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
     project = the_plan.project
     store = open_store(project.lake_url)
     tables = Tables.open(project.state_url, store)
-    engine = Engine(project.config.engine, project.tmp_dir / f"run-{run_id}")
+    engine = Engine.open(project.config.engine, project.tmp_dir / f"run-{run_id}")
     secret = project.config.pii.secret
     if secret is not None:
         pii.install_key(engine.conn, secret.get_secret_value())

@@ -34,9 +34,9 @@ from headwater.state import ledger
 LINEAGE = ["_file", "_file_hash", "_line"]
 
 
-def _read(store: Store, key: str) -> bytes:
+def _read(store: Store, key: str, limit: int = -1) -> bytes:
     with store.open(key) as handle:
-        return handle.read()
+        return handle.read(limit)
 
 
 def _inputs(ctx: RunContext, entries: list[ledger.LedgerEntry]) -> list[RawInput]:

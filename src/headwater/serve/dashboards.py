@@ -6,7 +6,6 @@ A panel reads the warehouse, or with `from: state` the run records (`hw_runs`,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import duckdb
@@ -61,8 +60,7 @@ def panel_rows(project: Project, panel: Panel) -> pa.Table:
                 return conn.sql(panel.sql).to_arrow_table()
             except duckdb.Error as exc:
                 raise QueryError(f"panel {panel.title!r}: {exc}") from None
-    path = Path(project.state_url.removeprefix("sqlite:///"))
-    if project.state_url.startswith("sqlite:///") and not path.exists():
+    if not StateDB.exists(project.state_url):
         raise ConfigError("no run yet: the state database does not exist")
     db = StateDB.open(project.state_url, create=False)
     try:

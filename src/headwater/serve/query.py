@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -20,6 +19,7 @@ from headwater.lake.store import open_store
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
 from headwater.sql import quote_ident
+from headwater.state.db import StateDB
 
 BATCH_ROWS = 10_000
 
@@ -38,8 +38,7 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
         conn = duckdb.connect(str(path), read_only=True)
     else:
         conn = duckdb.connect(":memory:")
-        db_file = project.state_url.removeprefix("sqlite:///")
-        if project.state_url.startswith("sqlite:///") and not Path(db_file).exists():
+        if not StateDB.exists(project.state_url):
             raise ConfigError("the lake is empty: run `headwater run` first")
         store = open_store(project.lake_url)
         tables = Tables.open(project.state_url, store)

@@ -36,7 +36,7 @@ class RawInput:
     name: str
     sha256: str
     size: int
-    read: Callable[[], bytes]
+    read: Callable[[int], bytes]  # read(n): the first n bytes; read(-1): all of them
 
 
 @dataclass(frozen=True)

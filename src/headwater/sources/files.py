@@ -22,6 +22,7 @@ from headwater.sources.base import Discovered, FileCount, ParsedPart, RawInput
 from headwater.sources.csvparse import ParsedChunk, RawText, detect_columns, parse_chunk
 
 WORKERS = 2
+HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
 R = TypeVar("R")
 
 
@@ -79,7 +80,7 @@ class FilesSourceReader:
     def _parse_one(
         self, chunk: list[RawInput], columns: list[str], sink: Callable[[ParsedPart], R]
     ) -> R:
-        texts = [RawText(i.name, i.read()) for i in chunk]
+        texts = [RawText(i.name, i.read(-1)) for i in chunk]
         dropped = frozenset(c for c, p in self.config.pii.items() if p.policy == "drop")
         parsed = parse_chunk(texts, self.config.csv, columns, skip=dropped)
         del texts
@@ -94,7 +95,12 @@ class FilesSourceReader:
         # No declared columns: each file's header names them; files sharing a header parse together.
         groups: dict[tuple[str, ...], list[RawInput]] = {}
         for item in inputs:
-            names = detect_columns(RawText(item.name, item.read()), self.config.csv) or ["column_1"]
+            # The header is the first line: read a little; the whole file only if that is not enough.
+            head = item.read(HEADER_PROBE)
+            names = detect_columns(RawText(item.name, head), self.config.csv)
+            if len(head) == HEADER_PROBE and (names is None or b"\n" not in head):
+                names = detect_columns(RawText(item.name, item.read(-1)), self.config.csv)
+            names = names or ["column_1"]
             groups.setdefault(tuple(names), []).append(item)
         for header, members in groups.items():
             parse = partial(self._parse_one, columns=list(header), sink=sink)

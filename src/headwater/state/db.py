@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from headwater.errors import StateError
 
 SCHEMA_VERSION = 1
+SQLITE = "sqlite:///"
 
 metadata = sa.MetaData()
 
@@ -110,10 +111,15 @@ class StateDB:
         self.engine = engine
         self.url = url
 
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether a state database is there to read (a server database is assumed to be)."""
+        return not url.startswith(SQLITE) or Path(url.removeprefix(SQLITE)).exists()
+
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> StateDB:
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
+        if url.startswith(SQLITE):
+            path = Path(url.removeprefix(SQLITE))
             if not create and not path.exists():
                 raise StateError(f"state database {path} does not exist (no run yet?)")
             path.parent.mkdir(parents=True, exist_ok=True)
