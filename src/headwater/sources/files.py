@@ -95,7 +95,7 @@ class FilesSourceReader:
         # No declared columns: each file's header names them; files sharing a header parse together.
         groups: dict[tuple[str, ...], list[RawInput]] = {}
         for item in inputs:
-            # The header is the first line: read a little; the whole file only if that is not enough.
+            # The header is the first line: read a little, all of the file only if needed.
             head = item.read(HEADER_PROBE)
             names = detect_columns(RawText(item.name, head), self.config.csv)
             if len(head) == HEADER_PROBE and (names is None or b"\n" not in head):
