@@ -93,3 +93,6 @@ def warehouse_snapshot(root: Path) -> dict[str, list[tuple[object, ...]]]:
         }
     finally:
         conn.close()
+
+
+pytest_plugins = ["tests.fixtures.servers"]

@@ -150,7 +150,7 @@ def test_raw_objects_are_byte_identical(tmp_path: Path) -> None:
     assert summary.sources["src"].files_new == 4
     assert summary.sources["src"].bytes_new == sum(len(b) for b in INPUTS.values())
     project = Project.load(root)
-    store = open_store(project.lake_url)
+    store = project.open_store()
     run = f"run={summary.run_id:08d}"
     keys = sorted(store.list("raw"))
     assert keys == sorted(f"raw/src/{run}/{name}" for name in INPUTS)
@@ -203,7 +203,7 @@ def test_ledger_skips_same_content_under_a_new_name(tmp_path: Path) -> None:
         (3, "day2.csv"),
         (4, "day2.csv"),
     ]
-    store = open_store(Project.load(root).lake_url)
+    store = Project.load(root).open_store()
     assert not any(k.endswith("day1_resent.csv") for k in store.list("raw"))
 
 
@@ -224,7 +224,7 @@ def test_ledger_skips_a_duplicate_within_one_drop(tmp_path: Path) -> None:
 
 
 def write(tables: Tables, name: str, batch: int, run_id: int, table: pa.Table) -> str:
-    path = tables.store.local_path(tables.new_file_key(name, batch, run_id))
+    path = tables.store.writable_uri(tables.new_file_key(name, batch, run_id))
     pq.write_table(table, path)
     return str(path)
 

@@ -106,11 +106,36 @@ def _policy_from_short_form(value: Any) -> Any:
     return {"policy": value} if isinstance(value, str) else value
 
 
+class S3Options(Strict):
+    """How to reach an S3 API. Unset keys come from the standard AWS chain
+    (environment, `~/.aws`, instance role); `AWS_ENDPOINT_URL` included."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    path_style: bool | None = Field(
+        default=None, description="path-style URLs; default: on when an endpoint is set"
+    )
+    sse: Literal["none", "AES256", "aws:kms"] = "none"
+    kms_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _kms(self) -> S3Options:
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ValueError("kms_key_id is set, which needs sse: aws:kms")
+        return self
+
+
 class FilesSource(Strict):
-    """Files dropped in a folder: every file matching `glob` under `path`."""
+    """Files dropped in a folder or under an `s3://` prefix: every file matching `glob`."""
 
     kind: Literal["files"]
     path: str
+    s3: S3Options | None = Field(
+        default=None, description="for an s3:// path; default: the lake's lake.s3 settings"
+    )
     glob: str = "*.csv"
     format: Literal["csv"] = "csv"
     csv: CsvOptions = CsvOptions()
@@ -261,28 +286,64 @@ class ModelConfig(Strict):
 # --------------------------------------------------------------------- project
 
 
+LAKE_SCHEMES = ("file", "s3")
+
+
 class LakeConfig(Strict):
     url: str = ".headwater/lake"
+    s3: S3Options = S3Options()
 
     @field_validator("url")
     @classmethod
     def _supported(cls, value: str) -> str:
         scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", value)
-        if scheme and scheme.group(1).lower() != "file":
+        if scheme and scheme.group(1).lower() not in LAKE_SCHEMES:
             raise ValueError(
-                f"lake scheme {scheme.group(1)!r} is not supported yet "
-                "(expected a local path or a file:// URL)"
+                f"lake scheme {scheme.group(1)!r} is not supported "
+                "(expected a local path, a file:// URL or s3://bucket/prefix)"
             )
+        if scheme and scheme.group(1).lower() == "s3" and not re.match(r"^s3://[^/]+", value):
+            raise ValueError("an s3 lake URL needs a bucket: s3://bucket/prefix")
         return value
 
 
 class StateConfig(Strict):
     url: str = "sqlite:///.headwater/state.db"
 
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+[a-z0-9]+)?://", value):
+            raise ValueError(
+                "expected sqlite:///path/state.db or postgresql://user@host:port/database"
+            )
+        return value
 
-class WarehouseConfig(Strict):
+
+class DuckDBWarehouseConfig(Strict):
     type: Literal["duckdb"] = "duckdb"
     path: str = ".headwater/warehouse.duckdb"
+
+
+class PostgresWarehouseConfig(Strict):
+    type: Literal["postgres"]
+    url: SecretStr = Field(description="postgresql://user:password@host:port/database")
+    schema_name: str = Field(default="public", pattern=NAME_PATTERN)
+
+
+class RedshiftWarehouseConfig(Strict):
+    type: Literal["redshift"]
+    url: SecretStr = Field(description="redshift://user:password@host:5439/database")
+    schema_name: str = Field(default="public", pattern=NAME_PATTERN)
+    iam_role: str = Field(description="ARN of the role Redshift assumes to read the staging")
+    staging_url: str = Field(pattern=r"^s3://[^/]+", description="s3://bucket/prefix for COPY")
+    s3: S3Options = S3Options()
+
+
+WarehouseConfig = Annotated[
+    DuckDBWarehouseConfig | PostgresWarehouseConfig | RedshiftWarehouseConfig,
+    Field(discriminator="type"),
+]
 
 
 class EngineConfig(Strict):
@@ -310,7 +371,7 @@ class ProjectConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     lake: LakeConfig = LakeConfig()
     state: StateConfig = StateConfig()
-    warehouse: WarehouseConfig = WarehouseConfig()
+    warehouse: WarehouseConfig = DuckDBWarehouseConfig()
     engine: EngineConfig = EngineConfig()
     pii: PiiConfig = PiiConfig()
     sources: dict[str, SourceConfig] = {}

@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from headwater.config import PROJECT_FILE, ProjectConfig, load_project_config
+from headwater.config import (
+    PROJECT_FILE,
+    DuckDBWarehouseConfig,
+    ProjectConfig,
+    load_project_config,
+)
 from headwater.errors import ConfigError
+from headwater.lake.store import Store, open_store
 
 
 @dataclass(frozen=True)
@@ -61,19 +67,39 @@ class Project:
             return self.path(local).as_uri()
         return url
 
+    def open_store(self) -> Store:
+        """The lake's object store (local folder or S3), with the lake's S3 settings."""
+        return open_store(self.lake_url, self.config.lake.s3)
+
     @property
     def state_url(self) -> str:
-        """SQLAlchemy URL of the state database, relative SQLite paths resolved."""
-        url = self.config.state.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/"):
-            return prefix + str(self.path(url.removeprefix(prefix)))
-        return url
+        """SQLAlchemy URL of the state database: relative SQLite paths resolved,
+        `postgresql://` given the psycopg (3) driver."""
+        return sqlalchemy_url(self.config.state.url, self.root)
+
+    @property
+    def is_server_state(self) -> bool:
+        return not self.config.state.url.startswith("sqlite")
 
     @property
     def warehouse_path(self) -> Path:
-        return self.path(self.config.warehouse.path)
+        """The DuckDB warehouse file (the embedded default; other targets have a URL)."""
+        config = self.config.warehouse
+        path = config.path if config.type == "duckdb" else DuckDBWarehouseConfig().path
+        return self.path(path)
 
     @property
     def tmp_dir(self) -> Path:
         return self.home / "tmp"
+
+
+def sqlalchemy_url(url: str, base: Path) -> str:
+    """A state or database URL as SQLAlchemy takes it (relative SQLite paths against `base`)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        path = Path(url.removeprefix(prefix)).expanduser()
+        return prefix + str(path if path.is_absolute() else base / path)
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url

@@ -47,7 +47,7 @@ class QuarantineZone:
     def new_file(self, name: str, batch: int) -> str:
         """A local path for a new quarantine Parquet file of this batch."""
         key = f"{self._prefix(name, batch)}/{uuid.uuid4().hex[:12]}.parquet"
-        return str(self.store.local_path(key))
+        return self.store.writable_uri(key)
 
     def glob(self, name: str | None = None, batch: int | None = None) -> str:
         """A glob DuckDB can read with `read_parquet`."""

@@ -4,8 +4,10 @@
 with `ObjectExistsError`, enforced by the store itself (a hard link on a local
 disk, `If-None-Match: *` on S3), never by a check-then-write race.
 
-Keys are `/`-separated relative paths. Local stores hand out real paths so
-DuckDB and pyiceberg can read and write Parquet in place.
+Keys are `/`-separated relative paths. `uri(key)` is what engines read and
+write in place: a filesystem path for a local store, `s3://bucket/key` on S3
+(DuckDB reads and writes it through its httpfs extension, pyiceberg through
+pyarrow). `configure_duckdb` gives a DuckDB connection what it needs for that.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from headwater.config import S3Options
 from headwater.errors import ConfigError, LakeError, ObjectExistsError, SourceError
 
 COPY_CHUNK = 1 << 20
+
+# Every DuckDB connection headwater opens: nothing is ever downloaded at run time.
+DUCKDB_SETTINGS: dict[str, Any] = {
+    "autoinstall_known_extensions": "false",
+    "autoload_known_extensions": "false",
+}
 
 
 class Store(Protocol):
@@ -42,11 +51,17 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> Iterator[str]: ...
 
-    def local_path(self, key: str) -> Path:
-        """A filesystem path for `key`, for engines that write files in place."""
+    def writable_uri(self, key: str) -> str:
+        """Where an engine writes `key` in place (parent folders made on a local disk)."""
 
     def uri(self, key: str) -> str:
         """The URI engines use to read `key`."""
+
+    def configure_duckdb(self, conn: Any) -> None:
+        """Let a DuckDB connection read and write this store's URIs."""
+
+    def iceberg_properties(self) -> dict[str, str]:
+        """pyiceberg FileIO properties for this store."""
 
     def remove_tree(self, prefix: str) -> None:
         """Delete scratch left by an attempt that never committed (never raw data)."""
@@ -138,13 +153,19 @@ class LocalStore:
             if path.is_file() and self._tmp not in path.parents:
                 yield path.relative_to(self.root).as_posix()
 
-    def local_path(self, key: str) -> Path:
+    def writable_uri(self, key: str) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return str(path)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def configure_duckdb(self, conn: Any) -> None:
+        return None
+
+    def iceberg_properties(self) -> dict[str, str]:
+        return {}
 
     def remove_tree(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
@@ -157,14 +178,26 @@ def _local(url: str) -> Store:
     return LocalStore(path)
 
 
-STORES: dict[str, Callable[[str], Store]] = {"file": _local, "": _local}
+def _s3(url: str, options: S3Options) -> Store:
+    from headwater.lake.s3 import S3Store  # boto3 is imported only for S3 lakes
+
+    return S3Store.connect(url, options)
 
 
-def open_store(url: str) -> Store:
+# Registry: URL scheme -> factory(url, S3 options).
+STORES: dict[str, Callable[[str, S3Options], Store]] = {
+    "file": lambda url, _: _local(url),
+    "": lambda url, _: _local(url),
+    "s3": _s3,
+}
+
+
+def open_store(url: str, s3: S3Options | None = None) -> Store:
     scheme = urlsplit(url).scheme
     factory = STORES.get(scheme)
     if factory is None:
         raise ConfigError(
-            f"lake.url: scheme {scheme!r} is not supported here (expected a local path or file://)"
+            f"lake.url: scheme {scheme!r} is not supported (expected a local path, file:// "
+            "or s3://bucket/prefix)"
         )
-    return factory(url)
+    return factory(url, s3 or S3Options())

@@ -18,7 +18,7 @@ from headwater.warehouse.base import LoadItem, LoadMode
 
 def load(ctx: RunContext) -> bool:
     config = ctx.project.config.warehouse
-    target = TARGETS[config.type](ctx.project.warehouse_path)
+    target = TARGETS[config.type](config, ctx.project.root, ctx.store)
     summary = ctx.summary.warehouse
     summary.target = config.type
     summary.location = target.location

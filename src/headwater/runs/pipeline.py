@@ -84,7 +84,7 @@ def _first_error(summary: RunSummary) -> str:
 
 def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: RunSummary) -> bool:
     project = the_plan.project
-    store = open_store(project.lake_url)
+    store = project.open_store()
     tables = Tables.open(project.state_url, store)
     engine = Engine.open(project.config.engine, project.tmp_dir / f"run-{run_id}")
     secret = project.config.pii.secret

@@ -101,7 +101,7 @@ class _PartWriter:
                 "would pass unprotected, so nothing was loaded"
             )
         scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
-        path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
+        path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
         engine.conn.register("__hw_part", part.rows)
         try:
             engine.write_parquet(
@@ -199,7 +199,7 @@ def _empty_file(
         if config.pii.get(c) is None or config.pii[c].policy != "drop"
     ]
     cols = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in names)
-    path = str(ctx.store.local_path(ctx.tables.new_file_key(name, batch, ctx.run_id)))
+    path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
     ctx.engine.write_parquet(
         f"SELECT NULL::BIGINT AS _batch, NULL::VARCHAR AS _file, NULL::VARCHAR AS _file_hash, "
         f"NULL::BIGINT AS _line, {cols} WHERE false",

@@ -319,7 +319,7 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     out_table = f"__hw_out_{model.name}"
     kept = _checked(ctx, state, model, body, out_table, record=True, existing=existing)
     output = body if kept is None else f"SELECT * FROM {kept}"
-    path = str(ctx.store.local_path(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id)))
+    path = ctx.store.writable_uri(ctx.tables.new_file_key(model.name, state.batch, ctx.run_id))
     commit_mode: Literal["append", "replace"]
     if cfg.materialized == "incremental" and cfg.strategy == "merge":
         # The incoming rows, computed once: checked, counted, then merged into the table.

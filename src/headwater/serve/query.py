@@ -40,7 +40,7 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
         conn = duckdb.connect(":memory:")
         if not StateDB.exists(project.state_url):
             raise ConfigError("the lake is empty: run `headwater run` first")
-        store = open_store(project.lake_url)
+        store = project.open_store()
         tables = Tables.open(project.state_url, store)
         for name in tables.names():
             files = tables.data_files(name)

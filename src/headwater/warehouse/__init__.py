@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-from headwater.warehouse.base import LoadItem, LoadResult, Target
+from headwater.warehouse.base import LoadItem, LoadResult, Target, TargetFactory
 from headwater.warehouse.duckdb import DuckDBWarehouse
 
-TARGETS: dict[str, Callable[[Path], Target]] = {"duckdb": DuckDBWarehouse}
+TARGETS: dict[str, TargetFactory] = {"duckdb": DuckDBWarehouse.from_config}
 
-__all__ = ["TARGETS", "LoadItem", "LoadResult", "Target"]
+__all__ = ["TARGETS", "LoadItem", "LoadResult", "Target", "TargetFactory"]

@@ -1,10 +1,19 @@
-"""The warehouse seam: load a set of tables from lake Parquet in one transaction."""
+"""The warehouse seam: load a set of tables from lake Parquet in one transaction.
+
+A target is made by a factory from its configuration, the project folder (for
+relative paths) and the lake's store (whose `configure_duckdb` lets any DuckDB
+connection read the lake's Parquet files, on disk or on S3).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
+
+from headwater.config import WarehouseConfig
+from headwater.lake.store import Store
 
 # How a table's new rows meet the rows already there.
 LoadMode = Literal["merge", "append", "replace"]
@@ -48,3 +57,7 @@ class Target(Protocol):
         """Load every item in one transaction: all tables change, or none."""
 
     def tables(self) -> list[str]: ...
+
+
+# Registry entry: (warehouse config, project folder, lake store) -> target.
+TargetFactory = Callable[[WarehouseConfig, Path, Store], Target]

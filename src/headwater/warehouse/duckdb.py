@@ -17,7 +17,9 @@ from pathlib import Path
 
 import duckdb
 
+from headwater.config import DuckDBWarehouseConfig, WarehouseConfig
 from headwater.errors import WarehouseError
+from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
 from headwater.sql import literal, quote_ident
 from headwater.warehouse.base import LoadItem, LoadResult, Watermark
@@ -46,14 +48,24 @@ def _widens(old: str, new: str) -> bool:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, store: Store | None = None) -> None:
         self.path = path
         self.location = str(path)
+        self.store = store
+
+    @classmethod
+    def from_config(cls, config: WarehouseConfig, root: Path, store: Store) -> DuckDBWarehouse:
+        assert isinstance(config, DuckDBWarehouseConfig)
+        path = Path(config.path).expanduser()
+        return cls(path if path.is_absolute() else root / path, store)
 
     def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return duckdb.connect(str(self.path), read_only=read_only)
+            conn = duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_SETTINGS)
+            if self.store is not None:
+                self.store.configure_duckdb(conn)
+            return conn
         except duckdb.Error as exc:
             raise WarehouseError(f"warehouse {self.path}: cannot open: {exc}") from None
 
