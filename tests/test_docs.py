@@ -316,19 +316,31 @@ def placeholder(key: str) -> str:
     return "<column>" if key.endswith(".pii") else "<name>"
 
 
+# Option groups documented key by key once; elsewhere their container row points there.
+SHARED_GROUPS = {cfg.S3Options: "lake.s3"}
+
+
 def config_keys(model: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo | None]:
-    """Dotted key -> field (None for containers), walking the pydantic models."""
+    """Dotted key -> field (None for containers), walking the pydantic models.
+
+    In a union of models (the warehouse types) a key shared by several members
+    is checked against its first member (the default one first).
+    """
     out: dict[str, FieldInfo | None] = {}
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         nested = models_in(field.annotation)
+        if nested and all(SHARED_GROUPS.get(m, key) != key for m in nested):
+            out.setdefault(key, None)
+            continue
         by_name = dict_value_models(field.annotation) or (
             [RAW_SECTIONS[key]] if key in RAW_SECTIONS else []
         )
         if nested:
             out[key] = None
             for sub in nested:
-                out |= config_keys(sub, key + ".")
+                for sub_key, sub_field in config_keys(sub, key + ".").items():
+                    out.setdefault(sub_key, sub_field)
         elif by_name:
             out[key] = None
             for sub in by_name:

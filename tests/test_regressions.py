@@ -66,9 +66,9 @@ def test_leak_check_still_runs_when_a_batch_is_retried(
 
 def test_unsupported_lake_url_is_a_config_error(tmp_path: Path) -> None:
     root = tiny_project(tmp_path / "p", {"m": model("select * from src")}, {"f.csv": "1,a,1\n"})
-    text = (root / "headwater.yaml").read_text() + "lake:\n  url: s3://bucket/lake\n"
+    text = (root / "headwater.yaml").read_text() + "lake:\n  url: gs://bucket/lake\n"
     (root / "headwater.yaml").write_text(text)
-    with pytest.raises(ConfigError, match=r"lake\.url: .*'s3' is not supported"):
+    with pytest.raises(ConfigError, match=r"lake\.url: .*'gs' is not supported"):
         Project.load(root)
     result = runner.invoke(app, ["check", "-p", str(root)])
     assert result.exit_code == 2

@@ -85,25 +85,44 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Write into a folder that is not empty.")
     ] = False,
+    lake: Annotated[
+        str | None,
+        typer.Option("--lake", help="Lake URL: a local folder or s3://bucket/prefix."),
+    ] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse",
+            help="Warehouse: a DuckDB file path, postgresql://... or redshift://...",
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="State database: sqlite:///path or postgresql://..."),
+    ] = None,
 ) -> None:
     """Create a project folder from a template: headwater.yaml, models/, dashboards/, inbox/."""
     from headwater.templates import init_project
+    from headwater.templates.settings import Servers, apply_servers
 
+    env = directory / ".env"
     try:
         written = init_project(directory, template, force=force)
+        if not env.exists():
+            import secrets
+
+            env.write_text(f"HEADWATER_PII_SECRET={secrets.token_urlsafe(32)}\n", encoding="utf-8")
+            env.chmod(0o600)
+        changes = apply_servers(directory, Servers(lake=lake, warehouse=warehouse, state=state))
     except HeadwaterError as exc:
         raise _fail(exc) from None
-    env = directory / ".env"
-    if not env.exists():
-        import secrets
-
-        env.write_text(f"HEADWATER_PII_SECRET={secrets.token_urlsafe(32)}\n", encoding="utf-8")
-        env.chmod(0o600)
     out.print(
         f"created project [bold]{directory}[/] from template [bold]{template}[/] "
         f"({len(written)} files)"
     )
     out.print(f"  a random PII secret was written to {env} (keep it; it is git-ignored)")
+    for change in changes:
+        out.print(f"  {change}", highlight=False)
     out.print(f"  next: put files in {directory / 'inbox'}, then `headwater run -p {directory}`")
 
 

@@ -377,6 +377,13 @@ class ProjectConfig(Strict):
     sources: dict[str, SourceConfig] = {}
     models: dict[str, dict[str, Any]] = {}
 
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _duckdb_by_default(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and "type" not in value:
+            return {"type": "duckdb", **value}
+        return value
+
     @field_validator("sources", "models")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:

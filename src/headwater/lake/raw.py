@@ -49,7 +49,7 @@ def land_file(
     source: str,
     run_id: int,
     relative_name: str,
-    path: Path,
+    path: Path | None,
     sha256: str,
     data: bytes | None = None,
 ) -> RawObject:
@@ -58,5 +58,6 @@ def land_file(
     if data is not None:
         store.put_bytes_once(key, data)
         return RawObject(key=key, sha256=sha256, size=len(data))
+    assert path is not None, "a file is landed from its bytes or from its path"
     store.put_file_once(key, path, expect_sha256=sha256)
     return RawObject(key=key, sha256=sha256, size=path.stat().st_size)

@@ -297,7 +297,7 @@ class S3Store:
 
     def remove_tree(self, prefix: str) -> None:
         """Delete scratch under `prefix` (quarantine of an uncommitted attempt; never raw)."""
-        if prefix.split("/")[0] == "raw":
+        if prefix.split("/", maxsplit=1)[0] == "raw":
             raise LakeError(f"refusing to delete {prefix!r}: the raw zone is never deleted")
         keys = [self._key(k) for k in self.list(prefix)]
         for start in range(0, len(keys), 1000):

@@ -29,6 +29,7 @@ from pyiceberg.exceptions import (
     ValidationError,
 )
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import load_file_io
 from pyiceberg.table import Table
 
 from headwater.errors import LakeError, TransientError
@@ -72,9 +73,24 @@ class Tables:
     def open(cls, state_url: str, store: Store) -> Tables:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            catalog = SqlCatalog("headwater", uri=state_url, warehouse=store.uri("processed"))
+            catalog = SqlCatalog(
+                "headwater",
+                uri=state_url,
+                warehouse=store.uri("processed"),
+                **store.iceberg_properties(),
+            )
         catalog.create_namespace_if_not_exists(NAMESPACE)
         return cls(catalog, store)
+
+    def close(self) -> None:
+        """Release the catalog's database connections."""
+        engine = getattr(self.catalog, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+    def _parquet(self, path: str) -> pq.ParquetFile:
+        """A lake Parquet file's footer, read through the catalog's FileIO (disk or S3)."""
+        return pq.ParquetFile(load_file_io(self.catalog.properties, path).new_input(path).open())
 
     def _id(self, name: str) -> str:
         return f"{NAMESPACE}.{name}"
@@ -154,7 +170,7 @@ class Tables:
                 f"commit to {name!r} needs at least one data file (it may hold no rows)"
             )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
-        schema = nullable(pq.read_schema(files[0]))
+        schema = nullable(self._parquet(files[0]).schema_arrow)
         self._forget(name)
         try:
             table = self._table_for(name, schema, mode)
@@ -171,7 +187,7 @@ class Tables:
         self._forget(name)
         self._batches.setdefault(name, set()).add(batch)
         snap = self.load(name).current_snapshot()
-        rows = sum(pq.read_metadata(f).num_rows for f in files)
+        rows = sum(self._parquet(f).metadata.num_rows for f in files)
         return CommitInfo(
             snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows
         )

@@ -18,6 +18,7 @@ import duckdb
 
 from headwater.config import EngineConfig
 from headwater.errors import ModelError
+from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
 from headwater.sql import literal, quote_ident
 
@@ -29,19 +30,24 @@ class Engine:
         self.conn = conn
 
     @classmethod
-    def open(cls, config: EngineConfig, spill_dir: Path) -> Engine:
-        """A new in-memory engine with the run's memory limit and spill folder."""
+    def open(cls, config: EngineConfig, spill_dir: Path, store: Store | None = None) -> Engine:
+        """A new in-memory engine with the run's memory limit and spill folder.
+
+        With `store`, the engine reads and writes the lake's URIs (S3 included).
+        """
         spill_dir.mkdir(parents=True, exist_ok=True)
         settings: dict[str, str | bool | int | float | list[str]] = {
+            **DUCKDB_SETTINGS,
             "memory_limit": config.memory_limit,
             "temp_directory": str(spill_dir),
             "preserve_insertion_order": "false",
-            "autoinstall_known_extensions": "false",
-            "autoload_known_extensions": "false",
         }
         if config.threads:
             settings["threads"] = str(config.threads)
-        return cls(duckdb.connect(":memory:", config=settings))
+        conn = duckdb.connect(":memory:", config=settings)
+        if store is not None:
+            store.configure_duckdb(conn)
+        return cls(conn)
 
     def cursor(self) -> Engine:
         """An engine on another connection to the same database, for a worker thread."""

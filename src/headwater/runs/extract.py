@@ -14,6 +14,7 @@ with the amount of input a run finds.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from headwater.errors import SourceError
@@ -116,8 +117,12 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
 
 
 def _read(item: Discovered) -> _Read:
+    if item.path is None:
+        assert item.fetch is not None, "a discovered item has a path or a fetch"
+        data = item.fetch()
+        return _Read(item, hashlib.sha256(data).hexdigest(), data)
     try:
-        sha256, data = read_for_landing(item.path)
+        sha256, content = read_for_landing(item.path)
     except OSError as exc:
         raise SourceError(f"{item.path}: cannot read: {exc.strerror}") from None
-    return _Read(item, sha256, data)
+    return _Read(item, sha256, content)

@@ -17,7 +17,6 @@ import traceback
 
 from headwater.errors import HeadwaterError
 from headwater.lake.quarantine import QuarantineZone
-from headwater.lake.store import open_store
 from headwater.lake.tables import Tables, scan_sql
 from headwater.models.engine import Engine
 from headwater.project import Project
@@ -25,7 +24,7 @@ from headwater.quality import pii
 from headwater.runs.context import RunContext, step
 from headwater.runs.extract import extract
 from headwater.runs.load import load
-from headwater.runs.lock import RunLock
+from headwater.runs.lock import run_lock
 from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
 from headwater.runs.stage import sample_batch, stage_batch
@@ -44,7 +43,7 @@ def run(
     """Run the project once. Config errors raise before anything is touched."""
     the_plan = plan(project)
     progress = progress or Silent()
-    with RunLock(project.home / "run.lock"):
+    with run_lock(project.home, project.state_url, project.config.name):
         db = StateDB.open(project.state_url)
         try:
             recovered = abandon_stale_runs(db)
@@ -86,7 +85,7 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
     project = the_plan.project
     store = project.open_store()
     tables = Tables.open(project.state_url, store)
-    engine = Engine.open(project.config.engine, project.tmp_dir / f"run-{run_id}")
+    engine = Engine.open(project.config.engine, project.tmp_dir / f"run-{run_id}", store)
     secret = project.config.pii.secret
     if secret is not None:
         pii.install_key(engine.conn, secret.get_secret_value())
@@ -125,6 +124,7 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
         return ok and loaded
     finally:
         engine.close()
+        tables.close()
         shutil.rmtree(project.tmp_dir / f"run-{run_id}", ignore_errors=True)
 
 

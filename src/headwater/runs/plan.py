@@ -27,8 +27,13 @@ def plan(project: Project) -> Plan:
     config = project.config
     models = load_models(project.models_dir, config.models)
     dag = build_dag(set(config.sources), models)
-    sources = {name: open_source(name, cfg, project.root) for name, cfg in config.sources.items()}
+    sources = {
+        name: open_source(name, cfg, project.root, config.lake.s3)
+        for name, cfg in config.sources.items()
+    }
     for name, cfg in config.sources.items():
+        if cfg.path.startswith("s3://"):
+            continue  # listed when the run extracts; a missing prefix is simply empty
         folder = project.path(cfg.path)
         if not folder.is_dir():
             raise ConfigError(

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from headwater.errors import ConfigError, HeadwaterError
 from headwater.lake.quarantine import COLUMNS, QuarantineZone
-from headwater.lake.store import open_store
+from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
 from headwater.sql import quote_ident
@@ -37,17 +37,21 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
             raise ConfigError(f"warehouse {path} does not exist yet: run `headwater run` first")
         conn = duckdb.connect(str(path), read_only=True)
     else:
-        conn = duckdb.connect(":memory:")
         if not StateDB.exists(project.state_url):
             raise ConfigError("the lake is empty: run `headwater run` first")
+        conn = duckdb.connect(":memory:", config=DUCKDB_SETTINGS)
         store = project.open_store()
+        store.configure_duckdb(conn)
         tables = Tables.open(project.state_url, store)
-        for name in tables.names():
-            files = tables.data_files(name)
-            if files:
-                conn.execute(
-                    f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM {scan_sql(files)}"
-                ).fetchall()
+        try:
+            for name in tables.names():
+                files = tables.data_files(name)
+                if files:
+                    conn.execute(
+                        f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM {scan_sql(files)}"
+                    ).fetchall()
+        finally:
+            tables.close()
         zone = QuarantineZone(store)
         if zone.has_files():
             conn.execute(

@@ -21,12 +21,18 @@ import pyarrow as pa
 
 @dataclass(frozen=True)
 class Discovered:
-    """Something a source found: a file and its name relative to the source folder."""
+    """Something a source found: a file and its name relative to the source folder.
+
+    A local file has a `path`; a remote object (S3) has `fetch`, which returns
+    its bytes. `location` names it in messages either way.
+    """
 
     name: str
-    path: Path
+    path: Path | None
     size: int
     modified_at: dt.datetime
+    location: str = ""
+    fetch: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True)

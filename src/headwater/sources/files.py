@@ -1,4 +1,4 @@
-"""The `files` source: a local folder and a glob; CSV parsed by `csvparse`.
+"""The `files` source: a local folder or an s3:// prefix and a glob; CSV parsed by `csvparse`.
 
 Files are parsed in chunks of about `chunk_mb` megabytes, two chunks at a
 time on worker threads (numpy and Arrow release the GIL), and yielded in
@@ -7,7 +7,6 @@ order, so memory stays flat however many files a batch holds.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from headwater.config import FilesSource
-from headwater.errors import SourceError
+from headwater.config import FilesSource, S3Options
 from headwater.parallel import ordered_parallel
 from headwater.sources.base import Discovered, FileCount, ParsedPart, RawInput
 from headwater.sources.csvparse import ParsedChunk, RawText, detect_columns, parse_chunk
+from headwater.sources.listing import list_local, list_s3
 
 WORKERS = 2
 HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
@@ -29,9 +28,13 @@ R = TypeVar("R")
 class FilesSourceReader:
     """Reads one `files` source of a project."""
 
-    def __init__(self, name: str, config: FilesSource, project_root: Path) -> None:
+    def __init__(
+        self, name: str, config: FilesSource, project_root: Path, lake_s3: S3Options | None = None
+    ) -> None:
         self.name = name
         self.config = config
+        self.url = config.path if config.path.startswith("s3://") else None
+        self.s3 = config.s3 or lake_s3 or S3Options()
         folder = Path(config.path).expanduser()
         self.folder = folder if folder.is_absolute() else project_root / folder
 
@@ -40,29 +43,9 @@ class FilesSourceReader:
         return self.config.csv.columns
 
     def discover(self) -> list[Discovered]:
-        if not self.folder.is_dir():
-            raise SourceError(
-                f"source {self.name!r}: folder {self.folder} does not exist "
-                f"(sources.{self.name}.path is {self.config.path!r})"
-            )
-        found = []
-        for path in sorted(self.folder.glob(self.config.glob)):
-            if not path.is_file() or any(
-                p.startswith(".") for p in path.relative_to(self.folder).parts
-            ):
-                continue
-            stat = path.stat()
-            found.append(
-                Discovered(
-                    name=path.relative_to(self.folder).as_posix(),
-                    path=path,
-                    size=stat.st_size,
-                    modified_at=dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(
-                        tzinfo=None
-                    ),
-                )
-            )
-        return found
+        if self.url is not None:
+            return list_s3(self.name, self.url, self.config.glob, self.s3)
+        return list_local(self.name, self.folder, self.config.glob, self.config.path)
 
     def _chunks(self, inputs: list[RawInput]) -> Iterator[list[RawInput]]:
         limit = self.config.chunk_mb << 20

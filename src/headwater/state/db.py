@@ -12,9 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from headwater.errors import StateError
+from headwater.errors import StateError, TransientError
 
 SCHEMA_VERSION = 1
 SQLITE = "sqlite:///"
@@ -104,6 +104,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class StateUnavailableError(TransientError):
+    """The state database server did not answer (down, restarting, network)."""
+
+
+def redact(url: str) -> str:
+    """A database URL fit for a message: the password replaced by ***."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<unparsable database URL>"
+
+
 class StateDB:
     """One state database. Create with `StateDB.open(url)`."""
 
@@ -124,9 +136,9 @@ class StateDB:
                 raise StateError(f"state database {path} does not exist (no run yet?)")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            engine = sa.create_engine(url, future=True)
+            engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError) as exc:
-            raise StateError(f"cannot open state database {url!r}: {exc}") from None
+            raise StateError(f"cannot open state database {redact(url)}: {exc}") from None
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         db = cls(engine, url)
@@ -150,8 +162,12 @@ class StateDB:
                         f"state database {self.url} has schema version {row[0]}, newer than this "
                         f"headwater ({SCHEMA_VERSION}); upgrade headwater"
                     )
+        except OperationalError as exc:
+            raise StateUnavailableError(
+                f"state database {redact(self.url)} is unreachable: {exc.orig or exc}"
+            ) from None
         except SQLAlchemyError as exc:
-            raise StateError(f"cannot prepare state database: {exc}") from None
+            raise StateError(f"cannot prepare state database {redact(self.url)}: {exc}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
