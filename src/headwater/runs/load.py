@@ -22,7 +22,12 @@ def load(ctx: RunContext) -> bool:
     summary = ctx.summary.warehouse
     summary.target = config.type
     summary.location = target.location
-    marks = target.watermarks()
+    try:
+        marks = target.watermarks()
+    except HeadwaterError as exc:
+        summary.status = "failed"
+        summary.error = str(exc)
+        return False
     items: list[LoadItem] = []
     for name in ctx.dag.order:
         model = ctx.dag.models[name]
