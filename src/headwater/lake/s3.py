@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from headwater import extensions
 from headwater.config import S3Options
 from headwater.errors import (
     ConfigError,
@@ -115,7 +115,7 @@ class S3Settings:
         With `scope` (an `s3://bucket/prefix`), the credentials apply under it only,
         so a connection can hold the lake's and another bucket's side by side.
         """
-        conn.execute(f"LOAD {literal(httpfs_path())}").fetchall()
+        extensions.load(conn, "httpfs")
         parts = [f"TYPE s3, REGION {literal(self.region)}"]
         if scope:
             parts.append(f"SCOPE {literal(scope)}")
@@ -145,28 +145,6 @@ class S3Settings:
         if self.path_style:
             props["s3.force-virtual-addressing"] = "false"
         return props
-
-
-@cache
-def httpfs_path() -> str:
-    """The httpfs extension shipped as a Python package for this DuckDB version."""
-    import duckdb
-
-    try:
-        import duckdb_extension_httpfs
-    except ImportError:
-        raise ConfigError(
-            "an s3:// URL needs DuckDB's httpfs extension: pip install "
-            f"duckdb-extension-httpfs=={duckdb.__version__}"
-        ) from None
-    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
-    found = sorted(base.glob(f"v{duckdb.__version__}/httpfs.duckdb_extension"))
-    if not found:
-        raise ConfigError(
-            f"duckdb-extension-httpfs does not match DuckDB {duckdb.__version__}: pip install "
-            f"duckdb-extension-httpfs=={duckdb.__version__}"
-        )
-    return str(found[0])
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
