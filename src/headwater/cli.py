@@ -221,6 +221,13 @@ def run(
         bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    full_refresh: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--full-refresh",
+            help="Extract this sql-source table whole, ignoring its watermark (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline once: extract -> raw zone -> models -> checks -> warehouse."""
     from headwater.project import Project
@@ -229,7 +236,12 @@ def run(
     try:
         proj = Project.load(project)
         with _progress(quiet) as progress:
-            summary = run_pipeline(proj, trigger="manual", progress=_RichTasks(progress))
+            summary = run_pipeline(
+                proj,
+                trigger="manual",
+                progress=_RichTasks(progress),
+                full_refresh=frozenset(full_refresh or ()),
+            )
     except HeadwaterError as exc:
         if as_json:
             kind = "config_error" if isinstance(exc, ConfigError) else "failed"
@@ -427,6 +439,11 @@ def check(project: ProjectOpt = Path()) -> None:
     )
     for line in the_plan.dag.lines():
         out.print(f"  {line}", highlight=False, markup=False)
+
+
+from headwater.cli_state import state_app  # noqa: E402  (uses the helpers above)
+
+app.add_typer(state_app)
 
 
 def main() -> None:

@@ -161,7 +161,73 @@ class FilesSource(Strict):
         return self
 
 
-SourceConfig = Annotated[FilesSource, Field(discriminator="kind")]
+SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "oracle", "mssql")
+
+
+class SqlTable(Strict):
+    """One table (or query) of a `sql` source."""
+
+    query: str | None = Field(
+        default=None, description="a SELECT to extract instead of the whole table"
+    )
+    key: list[str] | None = Field(
+        default=None, description="primary key; default: read from the database catalog"
+    )
+    cursor: str | None = Field(
+        default=None,
+        description="incremental cursor column; default: the source's cursor setting",
+    )
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class SqlSource(Strict):
+    """Tables of a relational database, extracted incrementally on a cursor column."""
+
+    kind: Literal["sql"]
+    url: SecretStr = Field(description="postgresql://, mysql://, sqlite:///, oracle://, mssql://")
+    schema_name: str | None = Field(
+        default=None, description="schema to read; default: the connection's default schema"
+    )
+    include: list[str] = ["*"]
+    exclude: list[str] = []
+    tables: dict[str, SqlTable] = {}
+    cursor: str = Field(
+        default="auto",
+        description="auto (last_updated, updated_at, ...), a column name, or none",
+    )
+    overlap_seconds: int = Field(default=300, ge=0)
+    prefix: str = Field(default="", pattern=r"^[a-z0-9_]*$")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme not in SQL_SCHEMES:
+            raise ValueError(
+                f"scheme {scheme!r} is not supported (expected one of {', '.join(SQL_SCHEMES)})"
+            )
+        return value
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _list_of_tables(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(v): {} for v in value}
+        if isinstance(value, Mapping):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @property
+    def discovers(self) -> bool:
+        """Whether the tables are found in the database's catalog at run time."""
+        return not self.tables
+
+
+SourceConfig = Annotated[FilesSource | SqlSource, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------------- models
@@ -397,6 +463,7 @@ class ProjectConfig(Strict):
         hashing = [
             f"sources.{s}.pii.{c}"
             for s, src in self.sources.items()
+            if isinstance(src, FilesSource)
             for c, p in src.pii.items()
             if p.policy == "hash"
         ]

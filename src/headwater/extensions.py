@@ -20,6 +20,8 @@ from headwater.sql import literal
 PACKAGES: dict[str, str] = {
     "httpfs": "duckdb_extension_httpfs",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "mysql_scanner": "duckdb_extension_mysql_scanner",
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
 }
 
 

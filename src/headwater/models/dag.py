@@ -62,7 +62,10 @@ class Dag:
         return out
 
 
-def build_dag(sources: set[str], models: dict[str, Model]) -> Dag:
+def build_dag(sources: set[str], models: dict[str, Model], open_sources: bool = False) -> Dag:
+    """The models in run order. With `open_sources` (a sql source that finds its tables in
+    the database), a name that is neither a model nor a known source is taken as one of its
+    tables; a model reading a table that does not exist fails when it runs."""
     clash = sorted(sources & set(models))
     if clash:
         raise ConfigError(
@@ -72,7 +75,9 @@ def build_dag(sources: set[str], models: dict[str, Model]) -> Dag:
         if model.name in model.refs:
             raise ConfigError(f"{model.path}: model {model.name!r} reads itself")
         unknown = sorted(model.refs - sources - set(models))
-        if unknown:
+        if unknown and open_sources:
+            sources = sources | set(unknown)
+        elif unknown:
             raise ConfigError(
                 f"{model.path}: reads {unknown[0]!r}, which is neither a source nor a model "
                 f"(sources: {', '.join(sorted(sources)) or 'none'}; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +18,7 @@ from headwater.quality.pii import LeakSample
 from headwater.runs.progress import Progress
 from headwater.runs.summary import RunSummary
 from headwater.sources.base import Source
+from headwater.sources.sql import SqlSourceReader, SqlTablePlan
 from headwater.state.db import StateDB
 from headwater.state.runs import finish_step, start_step
 
@@ -38,6 +39,9 @@ class RunContext:
     progress: Progress
     summary: RunSummary
     leak_samples: dict[int, dict[str, LeakSample]]  # batch -> source -> sample
+    sql_sources: dict[str, SqlSourceReader] = field(default_factory=dict)
+    sql_plans: dict[str, dict[str, SqlTablePlan]] = field(default_factory=dict)
+    full_refresh: frozenset[str] = frozenset()  # tables to extract whole this run
 
 
 class Step:

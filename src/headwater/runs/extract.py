@@ -21,6 +21,7 @@ from headwater.errors import SourceError
 from headwater.lake.raw import land_file, read_for_landing
 from headwater.parallel import ordered_parallel
 from headwater.runs.context import RunContext, step
+from headwater.runs.extract_sql import extract_sql
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered, Source
@@ -70,6 +71,12 @@ def extract(ctx: RunContext) -> None:
         with step(ctx, "extract", name) as record:
             batches.start()
             _extract_source(ctx, name, source, batches)
+            found = ctx.summary.sources[name]
+            record.rows_in, record.rows_out = found.files_found, found.files_new
+    for name, reader in ctx.sql_sources.items():
+        with step(ctx, "extract", name) as record:
+            batches.start()
+            extract_sql(ctx, name, reader, batches)
             found = ctx.summary.sources[name]
             record.rows_in, record.rows_out = found.files_found, found.files_new
 

@@ -15,7 +15,8 @@ import logging
 import shutil
 import traceback
 
-from headwater.errors import HeadwaterError
+from headwater.config import SqlSource
+from headwater.errors import ConfigError, HeadwaterError
 from headwater.lake.quarantine import QuarantineZone
 from headwater.lake.tables import Tables, scan_sql
 from headwater.models.engine import Engine
@@ -28,6 +29,7 @@ from headwater.runs.lock import run_lock
 from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
 from headwater.runs.stage import sample_batch, stage_batch
+from headwater.runs.stage_sql import stage_sql_batch
 from headwater.runs.summary import RunSummary, SourceSummary
 from headwater.runs.transform import transform_batch
 from headwater.state import ledger
@@ -38,10 +40,22 @@ log = logging.getLogger("headwater.run")
 
 
 def run(
-    project: Project, *, trigger: str = "manual", progress: Progress | None = None
+    project: Project,
+    *,
+    trigger: str = "manual",
+    progress: Progress | None = None,
+    full_refresh: frozenset[str] = frozenset(),
 ) -> RunSummary:
-    """Run the project once. Config errors raise before anything is touched."""
+    """Run the project once. Config errors raise before anything is touched.
+
+    `full_refresh` names sql-source tables to extract whole, ignoring their watermark.
+    """
     the_plan = plan(project)
+    sql = [c for c in project.config.sources.values() if isinstance(c, SqlSource)]
+    known = {t for c in sql for t in (*c.tables, *(c.prefix + t for t in c.tables))}
+    unknown = sorted(full_refresh - known)
+    if unknown and (not sql or not any(c.discovers for c in sql)):
+        raise ConfigError(f"--full-refresh {unknown[0]}: no sql source has a table of that name")
     progress = progress or Silent()
     with run_lock(project.home, project.state_url, project.config.name):
         db = StateDB.open(project.state_url)
@@ -52,7 +66,7 @@ def run(
             summary.recovered_runs = recovered
             error: str | None = None
             try:
-                ok = _run(the_plan, db, run_id, progress, summary)
+                ok = _run(the_plan, db, run_id, progress, summary, full_refresh)
                 summary.status = "success" if ok else "failed"
                 if not ok:
                     error = _first_error(summary)
@@ -81,7 +95,14 @@ def _first_error(summary: RunSummary) -> str:
     return "run failed"
 
 
-def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: RunSummary) -> bool:
+def _run(
+    the_plan: Plan,
+    db: StateDB,
+    run_id: int,
+    progress: Progress,
+    summary: RunSummary,
+    full_refresh: frozenset[str],
+) -> bool:
     project = the_plan.project
     store = project.open_store()
     tables = Tables.open(project.state_url, store)
@@ -102,8 +123,10 @@ def _run(the_plan: Plan, db: StateDB, run_id: int, progress: Progress, summary: 
         progress=progress,
         summary=summary,
         leak_samples={},
+        sql_sources=the_plan.sql_sources,
+        full_refresh=full_refresh,
     )
-    for name in the_plan.sources:
+    for name in [*the_plan.sources, *the_plan.sql_sources]:
         summary.sources.setdefault(name, SourceSummary())
     try:
         extract(ctx)
@@ -135,6 +158,13 @@ def _process_batch(
     pii.reset_sample(ctx.engine.conn)
     for name, files in entries.items():
         summary = ctx.summary.sources[name]
+        if name in ctx.sql_sources:
+            if any(e.status == ledger.LANDED for e in files):
+                with step(ctx, "stage", name, batch) as record:
+                    read = summary.rows_read
+                    stage_sql_batch(ctx, name, batch, files)
+                    record.rows_in = summary.rows_read - read
+            continue
         if any(e.status == ledger.LANDED for e in files):
             with step(ctx, "stage", name, batch) as record:
                 read, quarantined = summary.rows_read, summary.rows_quarantined

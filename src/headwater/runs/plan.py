@@ -8,30 +8,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from headwater.config import FilesSource, SqlSource
 from headwater.errors import ConfigError
 from headwater.models.dag import Dag, build_dag
 from headwater.models.spec import load_models
 from headwater.project import Project
 from headwater.sources import Source, open_source
+from headwater.sources.sql import SqlSourceReader
 
 
 @dataclass(frozen=True)
 class Plan:
     project: Project
     dag: Dag
-    sources: dict[str, Source]
+    sources: dict[str, Source]  # files sources
+    sql_sources: dict[str, SqlSourceReader]
 
 
 def plan(project: Project) -> Plan:
     """Everything a run will do, validated; raises ConfigError, touches nothing."""
     config = project.config
     models = load_models(project.models_dir, config.models)
-    dag = build_dag(set(config.sources), models)
+    files = {n: c for n, c in config.sources.items() if isinstance(c, FilesSource)}
+    sqls = {n: c for n, c in config.sources.items() if isinstance(c, SqlSource)}
+    # A sql source feeds one processed table per database table: <prefix><table>.
+    tables = {f"{c.prefix}{t}" for c in sqls.values() for t in c.tables}
+    discovering = any(c.discovers for c in sqls.values())
+    dag = build_dag(set(files) | tables, models, open_sources=discovering)
     sources = {
-        name: open_source(name, cfg, project.root, config.lake.s3)
-        for name, cfg in config.sources.items()
+        name: open_source(name, cfg, project.root, config.lake.s3) for name, cfg in files.items()
     }
-    for name, cfg in config.sources.items():
+    sql_sources = {name: SqlSourceReader(name, cfg, project.root) for name, cfg in sqls.items()}
+    for name, cfg in files.items():
         if cfg.path.startswith("s3://"):
             continue  # listed when the run extracts; a missing prefix is simply empty
         folder = project.path(cfg.path)
@@ -51,7 +59,7 @@ def plan(project: Project) -> Plan:
     for name in config.sources:
         if name in reserved:
             raise ConfigError(f"{project.file}: sources.{name}: {name!r} is a reserved word in SQL")
-    return Plan(project=project, dag=dag, sources=sources)
+    return Plan(project=project, dag=dag, sources=sources, sql_sources=sql_sources)
 
 
 def _reserved_words() -> set[str]:
