@@ -18,6 +18,9 @@ class Template:
 
 TEMPLATES: dict[str, Template] = {
     "cafe": Template("cafe", "café branch CSV files -> PII-free 3NF warehouse -> sales dashboards"),
+    "totesys": Template(
+        "totesys", "an operational PostgreSQL database -> star schemas (sales, purchases, payments)"
+    ),
 }
 
 
