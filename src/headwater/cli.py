@@ -126,49 +126,6 @@ def init(
     out.print(f"  next: put files in {directory / 'inbox'}, then `headwater run -p {directory}`")
 
 
-@app.command()
-def generate(
-    template: Annotated[str, typer.Argument(help="Which template's data to generate (cafe).")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write files to.")],
-    branches: Annotated[
-        int, typer.Option(help="Number of branches (one file per branch per day).")
-    ] = 10,
-    days: Annotated[int, typer.Option(help="Number of consecutive days.")] = 7,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 1,
-    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2021-08-25",
-    per_day: Annotated[
-        int, typer.Option("--per-day", help="Mean transactions per branch per day.")
-    ] = 300,
-) -> None:
-    """Generate sample input files for a template (seeded, reproducible)."""
-    if template != "cafe":
-        raise _fail(ConfigError(f"no generator for template {template!r} (expected: cafe)"))
-    from headwater.templates.cafe.generator import generate as generate_cafe
-
-    try:
-        first = dt.date.fromisoformat(start)
-    except ValueError:
-        raise _fail(ConfigError(f"--start: got {start!r}, expected a date YYYY-MM-DD")) from None
-    try:
-        with _progress(quiet=False) as progress:
-            task = progress.add_task("generate files", total=branches * days)
-            result = generate_cafe(
-                out_dir,
-                branches=branches,
-                days=days,
-                seed=seed,
-                start=first,
-                per_day=per_day,
-                progress=lambda n: progress.advance(task, n),
-            )
-    except ValueError as exc:
-        raise _fail(ConfigError(str(exc))) from None
-    out.print(
-        f"wrote {result.files} files to {out_dir}: {result.transactions:,} transactions, "
-        f"{result.items:,} items, revenue {result.revenue_pence / 100:,.2f}"
-    )
-
-
 class _RichTasks:
     """The run's progress protocol drawn with Rich on stderr."""
 
@@ -441,8 +398,10 @@ def check(project: ProjectOpt = Path()) -> None:
         out.print(f"  {line}", highlight=False, markup=False)
 
 
-from headwater.cli_state import state_app  # noqa: E402  (uses the helpers above)
+from headwater.cli_generate import generate  # noqa: E402  (uses the helpers above)
+from headwater.cli_state import state_app  # noqa: E402
 
+app.command()(generate)
 app.add_typer(state_app)
 
 

@@ -1,0 +1,1 @@
+"""The `totesys` template: a simulated back-office database of a tote-bag wholesaler."""
