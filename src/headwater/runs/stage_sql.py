@@ -73,9 +73,16 @@ def unseen_versions(ctx: RunContext, plan: SqlTablePlan, raw: str) -> str:
         f"e.{quote_ident(c)} IS NOT DISTINCT FROM r.{quote_ident(c)}" for c in version
     )
     cursor = quote_ident(plan.cursor)
+    # The oldest cursor value of the new rows, as a constant: row groups of the table
+    # holding only older versions are skipped from their Parquet statistics.
+    [(lowest, kind)] = ctx.engine.execute(
+        f"SELECT min({cursor})::VARCHAR, typeof(min({cursor})) FROM {raw}"
+    )
+    if lowest is None:
+        return ""
     return (
         f" WHERE NOT EXISTS (SELECT 1 FROM {scan_sql(files)} e WHERE {match} "
-        f"AND e.{cursor} >= (SELECT min({cursor}) FROM {raw}))"
+        f"AND e.{cursor} >= CAST({literal(str(lowest))} AS {kind}))"
     )
 
 
