@@ -279,6 +279,11 @@ class SqlSourceReader:
                 return self._extract_connectorx(conn, table, since, out)
             types = self.describe(conn, table)
             sql = self.select_sql(table, since, types)
+            if DUCKDB_TYPES[self.scheme] == "postgres":
+                # Parallel page-range scans read the whole table; an incremental read lets
+                # PostgreSQL use an index on the cursor column, when the table has one.
+                scan = "false" if since is not None and table.cursor else "true"
+                conn.execute(f"SET pg_use_ctid_scan = {scan}").fetchall()
             rows = conn.execute(
                 f"COPY ({sql}) TO {literal(str(out))} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, RETURN_STATS)"
