@@ -5,8 +5,9 @@ timestamp with microseconds, boolean, some NULLs, plus the lake's `_batch`)
 as one Parquet file with DuckDB, exports the same rows to CSV, and times, in
 the same run, against a scratch database `hw_bench_pg` (dropped at the end):
 
-- headwater: `PostgresWarehouse.load` of the Parquet file into a new table,
-  in a child process (its peak RSS is measured too);
+- headwater: `PostgresWarehouse.load` of the Parquet file into a new table
+  (binary COPY through DuckDB's postgres extension), in a child process (its
+  peak RSS is measured too);
 - the floor: `psql -c "\\copy t FROM 'file.csv' WITH (FORMAT csv)"` of the CSV
   into an empty table of the same types (only the psql process is timed);
 - the common way: psycopg `cursor.executemany("INSERT ...")` of a sample of the
@@ -346,7 +347,8 @@ def run(args: argparse.Namespace) -> int:
         "| step | rows | seconds | client CPU s | rows/s | note |",
         "|---|---:|---:|---:|---:|---|",
         f"| headwater | {hw.rows:,} | {hw.seconds:.2f} | {hw.cpu_seconds:.2f} | {hw.rps:,.0f} | "
-        f"PostgresWarehouse.load, new table; peak RSS {hw.peak_rss_bytes / 2**20:,.0f} MiB; "
+        f"PostgresWarehouse.load (binary COPY), new table; "
+        f"peak RSS {hw.peak_rss_bytes / 2**20:,.0f} MiB; "
         f"table {'matches' if hw.checks_ok else 'DOES NOT match'} the Parquet file |",
         f"| floor | {floor.rows:,} | {floor.seconds:.2f} | {floor.cpu_seconds:.2f} | "
         f"{floor.rps:,.0f} | psql \\copy of the CSV into an empty table; "
@@ -372,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
         lines += [
             f"| headwater rows/s / common way rows/s | {vs_common:.1f}x | "
             f">= {TARGET_VS_COMMON:g}x | {verdict(vs_common >= TARGET_VS_COMMON)} |",
-            f"| floor rows/s / common way rows/s (the most a CSV COPY can reach) | "
+            f"| floor rows/s / common way rows/s (what a CSV COPY reaches) | "
             f"{ceiling:.1f}x | | for reference |",
         ]
     ok = hw.checks_ok and floor.checks_ok and (common is None or common.checks_ok)

@@ -1,73 +1,61 @@
-"""DuckDB columns -> PostgreSQL columns and COPY input, for the `postgres` warehouse target.
+"""DuckDB columns -> PostgreSQL columns, for the `postgres` warehouse target.
 
 `pg_column` maps a type as DuckDB's DESCRIBE spells it to
 
 - the PostgreSQL type, spelled as `format_type()` reports it, so that it
   compares equal with the column of a table created earlier, and
-- the DuckDB expression whose Arrow value pyarrow's CSV writer turns into text
-  PostgreSQL's `COPY ... (FORMAT csv)` reads back exactly: most types go as
-  they are; BLOB becomes `\\x<hex>`, lists become array literals, a few types
-  are cast to VARCHAR.
+- the DuckDB type the value is cast to before DuckDB's postgres extension
+  writes it with `COPY ... (FORMAT binary)`: the type the extension reads the
+  PostgreSQL column as (TINYINT goes as SMALLINT, TIMESTAMP_NS as TIMESTAMP,
+  ENUM and JSON as VARCHAR, lists as lists of those).
 
-`widens` says whether an existing column's type may be altered to a new one
-without losing any value. `CsvStream` runs the DuckDB query on a worker thread
-and hands out its CSV text one Arrow batch at a time, a few batches ahead, so
-that reading Parquet and writing CSV overlap with the server's COPY, and
-memory stays flat whatever the size. NULL is written as an empty field and
-every string is quoted, so an empty string stays an empty string.
+HUGEINT and UHUGEINT have no mapping: they would need `numeric(39,0)`, which
+the extension reads (and so writes) as DOUBLE. They never reach the warehouse
+from the lake anyway: DuckDB writes them to Parquet as DOUBLE.
+
+`pg_columns` maps the columns of a table's lake files, `evolve` gives the
+DDL that fits an existing table to them, and `widens` says whether an
+existing column's type may be altered to a new one without losing any value.
 """
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
 
-import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
-
+from headwater.errors import WarehouseError
 from headwater.sql import quote_ident
 
-BATCH_ROWS = 131_072  # rows per Arrow batch, one CSV chunk each (~10 MB)
-QUEUE_DEPTH = 3  # CSV chunks made ahead of COPY
-CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192, quoting_style="needed")
+MAX_IDENTIFIER = 63  # bytes; PostgreSQL truncates longer names
 
-# DuckDB type -> PostgreSQL type; the value is loaded as DuckDB hands it to Arrow.
-NATIVE: dict[str, str] = {
-    "BOOLEAN": "boolean",
-    "TINYINT": "smallint",
-    "UTINYINT": "smallint",
-    "SMALLINT": "smallint",
-    "USMALLINT": "integer",
-    "INTEGER": "integer",
-    "UINTEGER": "bigint",
-    "BIGINT": "bigint",
-    "UBIGINT": "numeric(20,0)",
-    "FLOAT": "real",
-    "DOUBLE": "double precision",
-    "VARCHAR": "text",
-    "DATE": "date",
-    "TIME": "time without time zone",
-    "TIMESTAMP": "timestamp without time zone",
-    "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+# DuckDB type -> (PostgreSQL type, DuckDB type the extension writes it from).
+SCALARS: dict[str, tuple[str, str]] = {
+    "BOOLEAN": ("boolean", "BOOLEAN"),
+    "TINYINT": ("smallint", "SMALLINT"),
+    "UTINYINT": ("smallint", "SMALLINT"),
+    "SMALLINT": ("smallint", "SMALLINT"),
+    "USMALLINT": ("integer", "INTEGER"),
+    "INTEGER": ("integer", "INTEGER"),
+    "UINTEGER": ("bigint", "BIGINT"),
+    "BIGINT": ("bigint", "BIGINT"),
+    "UBIGINT": ("numeric(20,0)", "DECIMAL(20,0)"),
+    "FLOAT": ("real", "FLOAT"),
+    "DOUBLE": ("double precision", "DOUBLE"),
+    "VARCHAR": ("text", "VARCHAR"),
+    "DATE": ("date", "DATE"),
+    "TIME": ("time without time zone", "TIME"),
+    "TIME WITH TIME ZONE": ("time with time zone", "TIME WITH TIME ZONE"),
+    "TIMESTAMP": ("timestamp without time zone", "TIMESTAMP"),
+    # Other precisions: cast to microseconds (PostgreSQL's precision).
+    "TIMESTAMP_S": ("timestamp without time zone", "TIMESTAMP"),
+    "TIMESTAMP_MS": ("timestamp without time zone", "TIMESTAMP"),
+    "TIMESTAMP_NS": ("timestamp without time zone", "TIMESTAMP"),
+    "TIMESTAMP WITH TIME ZONE": ("timestamp with time zone", "TIMESTAMP WITH TIME ZONE"),
+    "BLOB": ("bytea", "BLOB"),
+    "UUID": ("uuid", "UUID"),
+    "INTERVAL": ("interval", "INTERVAL"),
+    "JSON": ("jsonb", "VARCHAR"),
 }
-# DuckDB type -> PostgreSQL type; the value is cast to VARCHAR in DuckDB first
-# (HUGEINT needs 39 digits: Arrow's decimal128 stops at 38).
-AS_TEXT: dict[str, str] = {
-    "HUGEINT": "numeric(39,0)",
-    "UHUGEINT": "numeric(39,0)",
-    "UUID": "uuid",
-    "INTERVAL": "interval",
-    "TIME WITH TIME ZONE": "time with time zone",
-    "JSON": "jsonb",
-}
-# Timestamps of another precision: cast to TIMESTAMP (PostgreSQL keeps microseconds).
-AS_TIMESTAMP = {"TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
 
 DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
@@ -87,65 +75,39 @@ class PgColumn:
     name: str
     duck_type: str
     pg_type: str
-    select: str  # DuckDB expression giving the column's COPY value, aliased to its name
+    carrier: str  # DuckDB type the value is cast to before the extension writes it
+
+    @property
+    def select(self) -> str:
+        """DuckDB expression of the value the extension writes, aliased to the column."""
+        ident = quote_ident(self.name)
+        return f"CAST({ident} AS {self.carrier}) AS {ident}"
 
 
-def _scalar(duck_type: str) -> str | None:
-    """PostgreSQL type of a non-list DuckDB type, None if there is none."""
-    if duck_type in NATIVE:
-        return NATIVE[duck_type]
-    if duck_type in AS_TEXT:
-        return AS_TEXT[duck_type]
-    if duck_type in AS_TIMESTAMP:
-        return "timestamp without time zone"
-    if duck_type == "BLOB":
-        return "bytea"
+def _scalar(duck_type: str) -> tuple[str, str] | None:
+    """(PostgreSQL type, carrier) of a non-list DuckDB type, None if there is none."""
+    if duck_type in SCALARS:
+        return SCALARS[duck_type]
     if duck_type.startswith("ENUM("):
-        return "text"
+        return "text", "VARCHAR"
     if m := DECIMAL.fullmatch(duck_type):
-        return f"numeric({m[1]},{m[2]})"
+        return f"numeric({m[1]},{m[2]})", f"DECIMAL({m[1]},{m[2]})"
     return None
 
 
-def _scalar_value(duck_type: str, expr: str) -> str:
-    """DuckDB expression for one value of a non-list type, as Arrow hands it to the writer."""
-    if duck_type == "BLOB":
-        return f"'\\x' || hex({expr})"
-    if duck_type in AS_TEXT or duck_type.startswith("ENUM("):
-        return f"CAST({expr} AS VARCHAR)"
-    if duck_type in AS_TIMESTAMP:
-        return f"CAST({expr} AS TIMESTAMP)"
-    return expr
-
-
-def _element_text(duck_type: str, expr: str) -> str:
-    """DuckDB text of one list element, quoted for a PostgreSQL array literal (NULL bare)."""
-    if duck_type == "BLOB":
-        text = f"'\\x' || hex({expr})"
-    elif duck_type in AS_TIMESTAMP:
-        text = f"CAST(CAST({expr} AS TIMESTAMP) AS VARCHAR)"
-    else:
-        text = f"CAST({expr} AS VARCHAR)"
-    escaped = f"replace(replace({text}, '\\', '\\\\'), '\"', '\\\"')"
-    return f"coalesce('\"' || {escaped} || '\"', 'NULL')"
-
-
 def pg_column(name: str, duck_type: str) -> PgColumn | None:
-    """The PostgreSQL column for a DuckDB column; None for STRUCT, MAP, nested lists and such."""
-    ident = quote_ident(name)
+    """The PostgreSQL column for a DuckDB column; None for STRUCT, MAP, HUGEINT and such."""
     if m := LIST.fullmatch(duck_type):
         element = m[1]
-        pg_element = _scalar(element)
-        if pg_element is None or LIST.fullmatch(element):
+        scalar = _scalar(element)
+        if scalar is None or LIST.fullmatch(element):
             return None
-        text = _element_text(element, "x")
-        items = f"list_transform(CAST({ident} AS {element}[]), lambda x: {text})"
-        select = f"'{{' || array_to_string({items}, ',') || '}}'"
-        return PgColumn(name, duck_type, f"{pg_element}[]", f"{select} AS {ident}")
-    pg_type = _scalar(duck_type)
-    if pg_type is None:
+        pg_type, carrier = scalar
+        return PgColumn(name, duck_type, f"{pg_type}[]", f"{carrier}[]")
+    scalar = _scalar(duck_type)
+    if scalar is None:
         return None
-    return PgColumn(name, duck_type, pg_type, f"{_scalar_value(duck_type, ident)} AS {ident}")
+    return PgColumn(name, duck_type, *scalar)
 
 
 def widens(old: str, new: str) -> bool:
@@ -162,55 +124,49 @@ def widens(old: str, new: str) -> bool:
     return False
 
 
-class CsvStream:
-    """The CSV text of a DuckDB query, made on a worker thread a few chunks ahead of COPY."""
+def pg_columns(table: str, described: list[tuple[str, str]]) -> list[PgColumn]:
+    """The columns to load from (name, DuckDB type) pairs: `_`-prefixed lineage left out."""
+    columns: list[PgColumn] = []
+    for name, duck_type in described:
+        if name.startswith("_"):
+            continue
+        column = pg_column(name, duck_type)
+        if column is None:
+            raise WarehouseError(
+                f"warehouse table {table!r}, column {name!r}: DuckDB type {duck_type} "
+                "has no PostgreSQL equivalent here (STRUCT, MAP, UNION, HUGEINT and nested "
+                "lists are not loaded); cast or drop the column in the model"
+            )
+        columns.append(column)
+    for ident in (table, *(c.name for c in columns)):
+        if len(ident.encode()) > MAX_IDENTIFIER:
+            raise WarehouseError(
+                f"warehouse table {table!r}: name {ident!r} is longer than PostgreSQL's "
+                f"{MAX_IDENTIFIER} bytes"
+            )
+    return columns
 
-    _done = object()
 
-    def __init__(self, duck: duckdb.DuckDBPyConnection, sql: str) -> None:
-        self._duck, self._sql = duck, sql
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._run, name="headwater-pg-csv", daemon=True)
+def evolve(
+    table: str, target: str, have: dict[str, str], columns: list[PgColumn]
+) -> tuple[list[str], list[str]]:
+    """(DDL fitting table `target`, whose columns have types `have`, to `columns`; names added).
 
-    def __enter__(self) -> Iterator[memoryview]:
-        self._thread.start()
-        return self._chunks()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        if not self._finished and self._thread.is_alive():
-            self._duck.interrupt()  # stopped early: cancel the query the worker runs
-        self._thread.join()
-
-    def _chunks(self) -> Iterator[memoryview]:
-        while (item := self._queue.get()) is not self._done:
-            if isinstance(item, BaseException):
-                raise item
-            yield memoryview(item)
-        self._finished = True
-
-    def _put(self, item: object) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _run(self) -> None:
-        try:
-            reader = self._duck.execute(self._sql).to_arrow_reader(BATCH_ROWS)
-            for batch in reader:
-                if self._stop.is_set():
-                    return
-                sink = pa.BufferOutputStream()
-                pacsv.write_csv(batch, sink, CSV_OPTIONS)
-                self._put(sink.getvalue())
-        except BaseException as exc:
-            self._put(exc)
-        else:
-            self._put(self._done)
+    New columns are added, widened types altered; any other type change raises.
+    """
+    ddl: list[str] = []
+    added: list[str] = []
+    for c in columns:
+        old = have.get(c.name)
+        if old is None:
+            ddl.append(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c.name)} {c.pg_type}")
+            added.append(c.name)
+        elif old != c.pg_type:
+            if not widens(old, c.pg_type):
+                raise WarehouseError(
+                    f"warehouse table {table!r}, column {c.name!r}: type changed from {old} "
+                    f"to {c.pg_type}, which is not a widening; the load stopped (change the "
+                    "model back, or alter the column in the warehouse)"
+                )
+            ddl.append(f"ALTER TABLE {target} ALTER COLUMN {quote_ident(c.name)} TYPE {c.pg_type}")
+    return ddl, added

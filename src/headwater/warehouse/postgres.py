@@ -1,30 +1,33 @@
 """The PostgreSQL warehouse: published tables in one schema of a PostgreSQL database.
 
-Same contract as the DuckDB target. A load is one transaction: for each table
-the new rows are read from lake Parquet by an in-memory DuckDB connection
-(`_`-prefixed lineage columns left out), turned into CSV by pyarrow on a worker
-thread, batch by batch, and streamed into `COPY ... FROM STDIN`. No row passes
-through Python one at a time, and memory stays flat whatever the size.
+Same contract as the DuckDB target. A load is one PostgreSQL transaction, run
+from an in-memory DuckDB connection with the database attached through
+DuckDB's postgres extension (loaded from its package, never downloaded). Each
+table's new rows are read from lake Parquet (`_`-prefixed lineage columns left
+out) by `INSERT INTO <attached table> SELECT ...`, which the extension sends as
+one `COPY ... FROM STDIN (FORMAT binary)`: no row passes through Python, and
+memory stays flat whatever the size. DDL, deletes and watermarks go through
+`postgres_execute`, reads that must see the transaction through
+`postgres_query`, all on the transaction's one connection.
 
-- a new table is created and filled by COPY (`FREEZE`, since it is new);
-- `replace`: every row deleted, then COPY;
-- `merge`: the keys being loaded are COPYed into a temporary table, the rows
-  with those keys (NULL-safe) deleted, then COPY;
-- `append`: COPY.
-
-Readers keep seeing the old rows until the commit. The watermark of every
-table is written in the same transaction, then `before_commit()` is called,
-then COMMIT; any error rolls everything back. Loads into one schema are
-serialised by a transaction-level advisory lock, and every lock is waited for
-at most `lock_timeout` seconds. New columns are added, widened types altered; a
-type change that is not a widening stops the load, naming table, column and
-types. The password of the URL never appears in `location` or in a message.
+A new table is created with explicit PostgreSQL types; `replace` deletes every
+row first; `merge` writes the keys being loaded into an UNLOGGED scratch table
+(created and dropped inside the transaction) and deletes the rows with those
+keys (NULL-safe) first; `append` only inserts. Readers see the old rows until
+the commit. Every table's watermark is written in the same transaction, then
+`before_commit()` is called, then COMMIT; any error rolls everything back.
+Loads into one schema are serialised by an advisory lock, and no lock is waited
+for longer than `lock_timeout`. New columns are added, widened types altered;
+any other type change stops the load. The URL's password never appears in
+`location` or in a message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,23 +35,37 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import duckdb
 import psycopg
-import pyarrow as pa
 
+from headwater import extensions
 from headwater.config import PostgresWarehouseConfig, WarehouseConfig
 from headwater.errors import HeadwaterError, TransientError, WarehouseError
 from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
-from headwater.sql import quote_ident
+from headwater.sql import literal, quote_ident
 from headwater.warehouse.base import LoadItem, LoadResult, Watermark
-from headwater.warehouse.pgtypes import CsvStream, PgColumn, pg_column, widens
+from headwater.warehouse.pgtypes import PgColumn, evolve, pg_columns
 
 LOADS = "_headwater_loads"
-KEYS = "_headwater_keys"  # temporary table of the keys a merge replaces
+PG = "headwater_pg"  # the PostgreSQL database, as attached to the load's DuckDB connection
 CONNECT_TIMEOUT = 10  # seconds
-MAX_IDENTIFIER = 63  # bytes; PostgreSQL truncates longer names
+# Connection parameters headwater sets, whatever the URL says.
+CONNECT_PARAMS = {
+    "connect_timeout": str(CONNECT_TIMEOUT),
+    "application_name": "headwater",
+    "client_encoding": "UTF8",
+}
 # SQLSTATEs worth retrying: lock timeout, serialization failure, deadlock,
 # server shutting down or starting, too many connections (and class 08, connection).
 TRANSIENT_STATES = {"55P03", "40001", "40P01", "57P01", "57P02", "57P03", "53300"}
+# The same conditions in the extension's messages, which carry no SQLSTATE.
+TRANSIENT_MESSAGE = re.compile(
+    "lock timeout|could not serialize access|deadlock detected|terminating connection|"
+    "the database system is|too many connections|remaining connection slots|"
+    "server closed the connection|no connection to the server|could not send data to server|"
+    "could not receive data from server|connection to server|ssl syscall error|"
+    "ssl connection has been closed|unable to connect to postgres",
+    re.IGNORECASE,
+)
 
 
 class WarehouseUnavailableError(TransientError):
@@ -76,10 +93,29 @@ def split_url(url: str) -> tuple[str, str, list[str]]:
     return conninfo, public, secrets
 
 
+def attach_url(conninfo: str) -> str:
+    """The libpq URL the extension connects with: the conninfo with `CONNECT_PARAMS` set.
+
+    The URL's other parameters are kept byte for byte (libpq decodes `%XX`, not `+`).
+    """
+    parts = urlsplit(conninfo)
+    query = [
+        p for p in parts.query.split("&") if p and unquote(p.split("=")[0]) not in CONNECT_PARAMS
+    ]
+    query += [f"{k}={v}" for k, v in CONNECT_PARAMS.items()]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
+
+
 def _message(exc: BaseException) -> str:
     """A driver error on one line: primary message, then detail and context."""
     lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__
+    text = "; ".join(lines) or type(exc).__name__
+    if "NULL-byte" in text:  # the extension's own check, before PostgreSQL sees the value
+        return (
+            "a text value contains a NUL character (0x00), which PostgreSQL cannot store; "
+            "remove it in the model, e.g. replace(column, chr(0), '')"
+        )
+    return text
 
 
 def _is_transient(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> bool:
@@ -87,6 +123,37 @@ def _is_transient(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> bool:
     if conn.broken or state in TRANSIENT_STATES or (state or "").startswith("08"):
         return True
     return isinstance(exc, psycopg.OperationalError) and state is None
+
+
+class Remote:
+    """The attached PostgreSQL database, inside the DuckDB connection's one transaction."""
+
+    def __init__(self, duck: duckdb.DuckDBPyConnection) -> None:
+        self.duck = duck
+        self._stale = False  # the extension's cached catalog predates our DDL
+
+    def execute(self, sql: str, ddl: bool = False) -> None:
+        """Run statements (`;`-separated) in PostgreSQL, in the transaction."""
+        self.duck.execute(f"CALL postgres_execute({literal(PG)}, {literal(sql)})").fetchall()
+        self._stale = self._stale or ddl
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a PostgreSQL query run in the transaction (name every column)."""
+        return self.duck.execute(
+            f"SELECT * FROM postgres_query({literal(PG)}, {literal(sql)})"
+        ).fetchall()
+
+    def insert(self, table: str, columns: list[PgColumn], rows: str) -> int:
+        """INSERT `SELECT <columns> <rows>` (DuckDB SQL) into `table`: one binary COPY."""
+        if self._stale:
+            self.duck.execute("CALL pg_clear_cache()").fetchall()
+            self._stale = False
+        names = ", ".join(quote_ident(c.name) for c in columns)
+        select = ", ".join(c.select for c in columns)
+        [(count,)] = self.duck.execute(
+            f"INSERT INTO {PG}.{table} ({names}) SELECT {select} {rows}"
+        ).fetchall()
+        return int(count)
 
 
 class PostgresWarehouse:
@@ -98,6 +165,7 @@ class PostgresWarehouse:
         lock_timeout: float = 60.0,
     ) -> None:
         self._conninfo, self.location, self._secrets = split_url(url)
+        self._attach_url = attach_url(self._conninfo)
         self.schema_name = schema_name
         self.store = store
         self.lock_timeout = lock_timeout
@@ -109,6 +177,7 @@ class PostgresWarehouse:
         return cls(config.url.get_secret_value(), config.schema_name, store)
 
     def _scrub(self, text: str) -> str:
+        text = text.replace(self._attach_url, self.location)
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -121,23 +190,11 @@ class PostgresWarehouse:
                 application_name="headwater",
                 client_encoding="UTF8",
             )
-        except psycopg.OperationalError as exc:
-            raise WarehouseUnavailableError(
-                f"warehouse {self.location}: cannot connect: {self._scrub(_message(exc))}"
-            ) from None
         except psycopg.Error as exc:
-            raise WarehouseError(
-                f"warehouse {self.location}: cannot connect: {self._scrub(_message(exc))}"
-            ) from None
-
-    def _error(
-        self, exc: BaseException, conn: psycopg.Connection[Any], table: str | None, what: str
-    ) -> HeadwaterError:
-        where = f"warehouse {self.location}" + ("" if table is None else f", table {table!r}")
-        text = self._scrub(_message(exc))
-        if isinstance(exc, psycopg.Error) and _is_transient(exc, conn):
-            return WarehouseUnavailableError(f"{where}: {what} (may succeed if retried): {text}")
-        return WarehouseError(f"{where}: {what}: {text}")
+            unavailable = isinstance(exc, psycopg.OperationalError)
+            kind = WarehouseUnavailableError if unavailable else WarehouseError
+            text = self._scrub(_message(exc))
+            raise kind(f"warehouse {self.location}: cannot connect: {text}") from None
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
@@ -147,7 +204,13 @@ class PostgresWarehouse:
             with conn:
                 yield conn
         except psycopg.Error as exc:
-            raise self._error(exc, conn, None, "cannot read") from None
+            where = f"warehouse {self.location}"
+            text = self._scrub(_message(exc))
+            if _is_transient(exc, conn):
+                raise WarehouseUnavailableError(
+                    f"{where}: cannot read (may succeed if retried): {text}"
+                ) from None
+            raise WarehouseError(f"{where}: cannot read: {text}") from None
         finally:
             conn.close()
 
@@ -177,129 +240,127 @@ class PostgresWarehouse:
     def _loads(self) -> str:
         return f"{self._schema}.{quote_ident(LOADS)}"
 
+    def _error(self, exc: duckdb.Error, table: str | None) -> HeadwaterError:
+        where = f"warehouse {self.location}" + ("" if table is None else f", table {table!r}")
+        text = self._scrub(_message(exc))
+        if TRANSIENT_MESSAGE.search(text):
+            return WarehouseUnavailableError(
+                f"{where}: load rolled back (may succeed if retried): {text}"
+            )
+        return WarehouseError(f"{where}: load rolled back: {text}")
+
+    def _attach(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection that reads the lake, with the database attached as `PG`."""
+        duck = duckdb.connect(config=DUCKDB_SETTINGS)
+        attaching = False
+        try:
+            extensions.load(duck, "postgres_scanner")
+            if self.store is not None:
+                self.store.configure_duckdb(duck)
+            # Binary COPY is the default; the extension falls back to the text format by
+            # itself for a table with a jsonb, text[] or numeric[] column.
+            duck.execute("SET TimeZone = 'UTC'; SET pg_use_binary_copy = true").fetchall()
+            attaching = True
+            duck.execute(
+                f"ATTACH {literal(self._attach_url)} AS {PG} (TYPE postgres, "
+                f"SCHEMA {literal(self.schema_name)}, ISOLATION_LEVEL 'read committed')"
+            ).fetchall()
+            return duck
+        except BaseException as exc:
+            duck.close()
+            if not isinstance(exc, duckdb.Error):
+                raise
+            kind = WarehouseUnavailableError if attaching else WarehouseError
+            what = "cannot connect" if attaching else "cannot set up DuckDB"
+            raise kind(f"warehouse {self.location}: {what}: {self._scrub(_message(exc))}") from None
+
     def load(
         self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]
     ) -> list[LoadResult]:
-        conn = self._connect()
+        duck = self._attach()
         table: str | None = None
         results: list[LoadResult] = []
         try:
-            duck = duckdb.connect(config=DUCKDB_SETTINGS)
-            try:
-                if self.store is not None:
-                    self.store.configure_duckdb(duck)
-                self._begin(conn)
-                for item in items:
-                    table = item.table
-                    results.append(self._load_one(conn, duck, item))
-                    conn.execute(
-                        f"INSERT INTO {self._loads} VALUES (%s, %s, %s, %s, now()) "
-                        "ON CONFLICT (table_name) DO UPDATE SET max_batch = EXCLUDED.max_batch, "
-                        "snapshot_id = EXCLUDED.snapshot_id, run_id = EXCLUDED.run_id, "
-                        "loaded_at = EXCLUDED.loaded_at",
-                        [item.table, item.max_batch, item.snapshot_id, run_id],
-                    )
-                table = None
-            finally:
-                duck.close()
+            duck.execute("BEGIN TRANSACTION").fetchall()
+            pg = Remote(duck)
+            self._begin(pg)
+            for item in items:
+                table = item.table
+                results.append(self._load_one(pg, item))
+                pg.execute(
+                    f"INSERT INTO {self._loads} VALUES ({literal(item.table)}, "
+                    f"{int(item.max_batch)}, {int(item.snapshot_id)}, {int(run_id)}, now()) "
+                    "ON CONFLICT (table_name) DO UPDATE SET max_batch = EXCLUDED.max_batch, "
+                    "snapshot_id = EXCLUDED.snapshot_id, run_id = EXCLUDED.run_id, "
+                    "loaded_at = EXCLUDED.loaded_at"
+                )
+            table = None
             before_commit()
-            conn.commit()
-        except (psycopg.Error, duckdb.Error, pa.ArrowException) as exc:
-            self._rollback(conn)
-            raise self._error(exc, conn, table, "load rolled back") from None
+            duck.execute("COMMIT").fetchall()
+        except duckdb.Error as exc:
+            self._rollback(duck)
+            raise self._error(exc, table) from None
         except BaseException:
-            self._rollback(conn)
+            self._rollback(duck)
             raise
         finally:
-            conn.close()
+            duck.close()  # closes the PostgreSQL connection; an open transaction rolls back
         return results
 
     @staticmethod
-    def _rollback(conn: psycopg.Connection[Any]) -> None:
-        if not conn.broken and not conn.closed:
-            with contextlib.suppress(psycopg.Error):  # else the server drops it with the connection
-                conn.rollback()
+    def _rollback(duck: duckdb.DuckDBPyConnection) -> None:
+        with contextlib.suppress(duckdb.Error):  # else the server drops it with the connection
+            duck.execute("ROLLBACK").fetchall()
 
-    def _begin(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
-        # One load at a time per schema (lock_timeout bounds the wait).
+    def _begin(self, pg: Remote) -> None:
+        # One load at a time per schema (lock_timeout bounds the wait). UTC, as in DuckDB:
+        # no instant depends on a session's time zone, whichever COPY format is used.
         key = hashlib.sha256(f"headwater.load:{self.schema_name}".encode()).digest()[:8]
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(key, signed=True)])
-        [(has_schema,)] = conn.execute(
-            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", [self.schema_name]
-        ).fetchall()
-        if not has_schema:
-            conn.execute(f"CREATE SCHEMA {self._schema}")
-        [(has_loads,)] = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", [self._loads]
-        ).fetchall()
+        pg.execute(
+            f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}; "
+            "SET LOCAL TimeZone = 'UTC'; SET LOCAL standard_conforming_strings = on; "
+            f"SELECT pg_advisory_xact_lock({int.from_bytes(key, signed=True)})"
+        )
+        [(has_schema, has_loads)] = pg.query(
+            "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = "
+            f"{literal(self.schema_name)}) AS has_schema, "
+            f"to_regclass({literal(self._loads)}) IS NOT NULL AS has_loads"
+        )
+        ddl = [] if has_schema else [f"CREATE SCHEMA {self._schema}"]
         if not has_loads:
-            conn.execute(
+            ddl.append(
                 f"CREATE TABLE {self._loads} (table_name text PRIMARY KEY, max_batch bigint, "
                 "snapshot_id bigint, run_id bigint, loaded_at timestamp with time zone)"
             )
+        if ddl:
+            pg.execute("; ".join(ddl), ddl=True)
 
-    def _load_one(
-        self, conn: psycopg.Connection[Any], duck: duckdb.DuckDBPyConnection, item: LoadItem
-    ) -> LoadResult:
+    def _load_one(self, pg: Remote, item: LoadItem) -> LoadResult:
         source = scan_sql(item.files)
-        described = duck.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        columns: list[PgColumn] = []
-        for name, duck_type in ((str(r[0]), str(r[1])) for r in described):
-            if name.startswith("_"):
-                continue
-            column = pg_column(name, duck_type)
-            if column is None:
-                raise WarehouseError(
-                    f"warehouse table {item.table!r}, column {name!r}: DuckDB type {duck_type} "
-                    "has no PostgreSQL equivalent here (STRUCT, MAP, UNION and nested lists are "
-                    "not loaded); cast or drop the column in the model"
-                )
-            columns.append(column)
+        described = pg.duck.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        columns = pg_columns(item.table, [(str(r[0]), str(r[1])) for r in described])
         where = "" if item.after_batch is None else f" WHERE _batch > {int(item.after_batch)}"
+        rows = f"FROM {source}{where}"
         table = f"{self._schema}.{quote_ident(item.table)}"
-        created, added = self._ensure_table(conn, item.table, columns)
+        created, added = self._ensure_table(pg, item.table, columns)
         if not created and item.mode == "replace":
-            conn.execute(f"DELETE FROM {table}")
+            pg.execute(f"DELETE FROM {table}")
         elif not created and item.mode == "merge":
-            self._delete_keys(conn, duck, item, columns, f"FROM {source}{where}")
-        select = ", ".join(c.select for c in columns)
-        inserted = self._copy(
-            conn, duck, table, columns, f"SELECT {select} FROM {source}{where}", freeze=created
-        )
+            self._delete_keys(pg, item, columns, rows)
+        inserted = pg.insert(table, columns, rows)
         total = inserted
         if not created and item.mode != "replace":
-            [(total,)] = conn.execute(f"SELECT count(*) FROM {table}").fetchall()
+            [(total,)] = pg.query(f"SELECT count(*) AS n FROM {table}")
         return LoadResult(item.table, item.mode, inserted, int(total), added)
 
-    def _copy(
-        self,
-        conn: psycopg.Connection[Any],
-        duck: duckdb.DuckDBPyConnection,
-        table: str,
-        columns: list[PgColumn],
-        select: str,
-        freeze: bool = False,
-    ) -> int:
-        names = ", ".join(quote_ident(c.name) for c in columns)
-        options = "FORMAT csv, FREEZE" if freeze else "FORMAT csv"
-        with conn.cursor() as cur:
-            with (
-                cur.copy(f"COPY {table} ({names}) FROM STDIN ({options})") as copy,
-                CsvStream(duck, select) as chunks,
-            ):
-                for chunk in chunks:
-                    copy.write(chunk)
-            return max(cur.rowcount, 0)
+    def _scratch(self, pg: Remote, columns: list[PgColumn]) -> str:
+        """A new UNLOGGED table for `columns` in the schema, to drop before the commit."""
+        name = quote_ident(f"_headwater_keys_{uuid.uuid4().hex[:12]}")
+        defs = ", ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in columns)
+        pg.execute(f"CREATE UNLOGGED TABLE {self._schema}.{name} ({defs})", ddl=True)
+        return f"{self._schema}.{name}"
 
-    def _delete_keys(
-        self,
-        conn: psycopg.Connection[Any],
-        duck: duckdb.DuckDBPyConnection,
-        item: LoadItem,
-        columns: list[PgColumn],
-        rows: str,
-    ) -> None:
+    def _delete_keys(self, pg: Remote, item: LoadItem, columns: list[PgColumn], rows: str) -> None:
         """Delete the rows whose key is being loaded; NULL matches NULL."""
         by_name = {c.name: c for c in columns}
         missing = [k for k in item.unique_key if k not in by_name]
@@ -309,68 +370,53 @@ class PostgresWarehouse:
                 f"loaded columns {sorted(by_name)}"
             )
         table = f"{self._schema}.{quote_ident(item.table)}"
-        [(present,)] = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()
+        [(present,)] = pg.query(f"SELECT EXISTS (SELECT 1 FROM {table}) AS present")
         if not present:
             return
         keys = [by_name[k] for k in item.unique_key]
-        defs = ", ".join(f"{quote_ident(k.name)} {k.pg_type}" for k in keys)
-        conn.execute(f"CREATE TEMPORARY TABLE {KEYS} ({defs}) ON COMMIT DROP")
-        self._copy(conn, duck, KEYS, keys, f"SELECT {', '.join(k.select for k in keys)} {rows}")
-        conn.execute(f"ANALYZE {KEYS}")
+        scratch = self._scratch(pg, keys)
+        pg.insert(scratch, keys, rows)
         ids = [quote_ident(k.name) for k in keys]
-        patterns = conn.execute(
-            f"SELECT DISTINCT {', '.join(f'{i} IS NULL' for i in ids)} FROM {KEYS}"
-        ).fetchall()
+        patterns = pg.query(
+            "SELECT DISTINCT "
+            + ", ".join(f"{i} IS NULL AS null_{n}" for n, i in enumerate(ids))
+            + f" FROM {scratch}"
+        )
         # One DELETE per pattern of NULL key columns: each joins on `=` (a hash join),
         # where `IS NOT DISTINCT FROM` would force a nested loop.
+        statements = [f"ANALYZE {scratch}"]
         for pattern in patterns:
-            nulls = [i for i, null in zip(ids, pattern, strict=True) if null]
+            match = [f"t.{i} IS NULL" for i, null in zip(ids, pattern, strict=True) if null]
             equal = [i for i, null in zip(ids, pattern, strict=True) if not null]
-            match = [f"t.{i} IS NULL" for i in nulls]
             if equal:
-                match += [f"t.{i} = s.{i}" for i in equal] + [f"s.{i} IS NULL" for i in nulls]
-                conn.execute(f"DELETE FROM {table} t USING {KEYS} s WHERE {' AND '.join(match)}")
+                match += [f"t.{i} = s.{i}" for i in equal]
+                match += [f"s.{i} IS NULL" for i, null in zip(ids, pattern, strict=True) if null]
+                statements.append(
+                    f"DELETE FROM {table} t USING {scratch} s WHERE " + " AND ".join(match)
+                )
             else:
-                conn.execute(f"DELETE FROM {table} t WHERE {' AND '.join(match)}")
-        conn.execute(f"DROP TABLE {KEYS}")
+                statements.append(f"DELETE FROM {table} t WHERE " + " AND ".join(match))
+        statements.append(f"DROP TABLE {scratch}")
+        pg.execute("; ".join(statements), ddl=True)
 
     def _ensure_table(
-        self, conn: psycopg.Connection[Any], table: str, columns: list[PgColumn]
+        self, pg: Remote, table: str, columns: list[PgColumn]
     ) -> tuple[bool, list[str]]:
         """Create the table, or evolve it: (created, columns added)."""
-        for ident in (table, *(c.name for c in columns)):
-            if len(ident.encode()) > MAX_IDENTIFIER:
-                raise WarehouseError(
-                    f"warehouse table {table!r}: name {ident!r} is longer than PostgreSQL's "
-                    f"{MAX_IDENTIFIER} bytes"
-                )
-        existing = conn.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p') "
-            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            [self.schema_name, table],
-        ).fetchall()
+        existing = pg.query(
+            "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = {literal(self.schema_name)} AND c.relname = {literal(table)} "
+            "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum"
+        )
         target = f"{self._schema}.{quote_ident(table)}"
         if not existing:
             defs = ", ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in columns)
-            conn.execute(f"CREATE TABLE {target} ({defs})")
+            pg.execute(f"CREATE TABLE {target} ({defs})", ddl=True)
             return True, []
-        have = {str(r[0]): str(r[1]) for r in existing}
-        added: list[str] = []
-        for c in columns:
-            old = have.get(c.name)
-            if old is None:
-                conn.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(c.name)} {c.pg_type}")
-                added.append(c.name)
-            elif old != c.pg_type:
-                if not widens(old, c.pg_type):
-                    raise WarehouseError(
-                        f"warehouse table {table!r}, column {c.name!r}: type changed from {old} "
-                        f"to {c.pg_type}, which is not a widening; the load stopped (change the "
-                        "model back, or alter the column in the warehouse)"
-                    )
-                conn.execute(
-                    f"ALTER TABLE {target} ALTER COLUMN {quote_ident(c.name)} TYPE {c.pg_type}"
-                )
+        ddl, added = evolve(table, target, {str(r[0]): str(r[1]) for r in existing}, columns)
+        if ddl:
+            pg.execute("; ".join(ddl), ddl=True)
         return False, added
