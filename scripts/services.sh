@@ -11,4 +11,9 @@ if command -v mariadb-admin >/dev/null 2>&1 && ! mariadb-admin -h 127.0.0.1 -u r
   echo "starting MariaDB"
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || echo "warning: could not start MariaDB"
 fi
+# Browser tests drive Debian's Chromium with Playwright (no browser download).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing Chromium (Debian package) for the browser tests"
+  apt-get install -y -q chromium >/dev/null || echo "warning: could not install chromium"
+fi
 exit 0

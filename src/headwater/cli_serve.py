@@ -1,0 +1,55 @@
+"""`headwater serve` and `headwater report`: the web application and dashboard images."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.errors import ConfigError, HeadwaterError
+
+TOKEN_ENV = "HEADWATER_SERVE_TOKEN"
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")
+]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    project: ProjectOpt = Path(),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve dashboards, runs, the lake browser and the SQL console over HTTP."""
+    from headwater.cli import _fail, out
+    from headwater.project import Project
+
+    try:
+        proj = Project.load(project)
+        token = os.environ.get(TOKEN_ENV) or None
+        if not _loopback(host) and token is None:
+            raise ConfigError(
+                f"--host {host} is reachable from other machines: set {TOKEN_ENV} to an access "
+                "token (UI login and 'Authorization: Bearer'), or bind to 127.0.0.1"
+            )
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    import uvicorn
+
+    from headwater.serve.app import create_app
+
+    app = create_app(proj, token=token)
+    out.print(f"serving {proj.config.name} on http://{host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
