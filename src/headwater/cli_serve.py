@@ -11,7 +11,7 @@ import typer
 
 from headwater.errors import ConfigError, HeadwaterError
 
-TOKEN_ENV = "HEADWATER_SERVE_TOKEN"
+TOKEN_ENV = "HEADWATER_SERVE_TOKEN"  # noqa: S105  (the variable's name, not a secret)
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project folder (holds headwater.yaml).")
