@@ -5,6 +5,7 @@ fact version; a rerun with no change writes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from headwater.serve.dashboards import load_dashboards, panel_rows
 from headwater.templates import init_project
 from headwater.templates.totesys.source_db import create_schema, load_fixture_folder
 from tests.conftest import SECRET, shared_data
+from tests.fixtures.totesys import mariadb_database  # noqa: F401  (a fixture)
 
 SAMPLE = "sample_2024-11-15_orders_before_2023-03-01"
 CHANGES = "update_batch_2024-11-20"
@@ -183,3 +185,21 @@ def test_generate_then_run_then_live_and_change_batch(tmp_path: Path, pg_databas
     assert unpaid_now == unpaid
     missing = cli("generate", "totesys")
     assert missing.exit_code == 2 and "--db" in missing.output
+
+
+def test_the_same_tables_in_mariadb_extract_to_identical_raw_parquet(
+    tmp_path: Path, pg_database: str, mariadb_database: str
+) -> None:
+    hashes = {}
+    for label, url in (("pg", pg_database), ("maria", mariadb_database)):
+        create_schema(url)
+        load_fixture_folder(url, fixtures(SAMPLE))
+        root = tmp_path / label
+        init_project(root, "totesys")
+        (root / ".env").write_text(f"TOTESYS_DB_URL={url}\nHEADWATER_PII_SECRET={SECRET}\n")
+        summary = run(Project.load(root))
+        assert summary.ok, summary.error
+        raw = sorted((root / ".headwater" / "lake" / "raw" / "totesys").rglob("*.parquet"))
+        assert len(raw) == 11
+        hashes[label] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw}
+    assert hashes["pg"] == hashes["maria"]
