@@ -28,10 +28,7 @@ from headwater.templates.totesys.source_db import (
     redact,
 )
 from tests.conftest import shared_data
-from tests.fixtures import totesys as totesys_fixtures
-
-mariadb_database = totesys_fixtures.mariadb_database
-other_pg_database = totesys_fixtures.other_pg_database
+from tests.fixtures.totesys import MARIADB
 
 Row = tuple[Any, ...]
 
@@ -42,7 +39,7 @@ def query(url: str, sql: str, params: Any = None) -> list[Row]:
     """Rows of one query, on a connection opened and closed here."""
     if url.startswith("mysql"):
         database = url.rsplit("/", 1)[1]
-        conn = pymysql.connect(**totesys_fixtures.MARIADB, database=database, autocommit=True)
+        conn = pymysql.connect(**MARIADB, database=database, autocommit=True)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, params)

@@ -19,7 +19,6 @@ from headwater.serve.dashboards import load_dashboards, panel_rows
 from headwater.templates import init_project
 from headwater.templates.totesys.source_db import create_schema, load_fixture_folder
 from tests.conftest import SECRET, shared_data
-from tests.fixtures.totesys import mariadb_database  # noqa: F401  (a fixture)
 
 SAMPLE = "sample_2024-11-15_orders_before_2023-03-01"
 CHANGES = "update_batch_2024-11-20"
