@@ -76,6 +76,7 @@ PAGES = (
     "warehouse/postgres.md",
     "warehouse/redshift.md",
     "servers.md",
+    "serve.md",
     "lake.md",
     "run-summary.md",
     "quality.md",

@@ -31,6 +31,7 @@ NAV: list[tuple[str, str]] = [
     ("Dashboards", "/dashboards"),
     ("Runs", "/runs"),
     ("Freshness", "/freshness"),
+    ("Checks", "/checks"),
     ("Lake", "/lake"),
     ("SQL", "/sql"),
 ]
