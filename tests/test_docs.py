@@ -77,6 +77,7 @@ PAGES = (
     "warehouse/redshift.md",
     "servers.md",
     "serve.md",
+    "serve-tools.md",
     "lake.md",
     "run-summary.md",
     "quality.md",

@@ -48,8 +48,33 @@ def serve(
         raise _fail(exc) from None
     import uvicorn
 
-    from headwater.serve.app import create_app
+    from headwater.serve.app import LOOPBACK_HOSTS, create_app
 
-    app = create_app(proj, token=token)
+    # Without a token (loopback only), refuse other Host names: no DNS rebinding.
+    app = create_app(proj, token=token, allowed_hosts=None if token else LOOPBACK_HOSTS)
     out.print(f"serving {proj.config.name} on http://{host}:{port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def report(
+    dashboard: Annotated[
+        str, typer.Option("--dashboard", "-d", help="Dashboard name (its file stem).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .png or .pdf.")],
+    project: ProjectOpt = Path(),
+    width: Annotated[int, typer.Option(help="Page width in pixels.")] = 1400,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every panel to draw.")] = 60.0,
+) -> None:
+    """Render a dashboard to a PNG or PDF (headless Chromium), for email or slides."""
+    from headwater.cli import _fail
+    from headwater.cli import out as console
+    from headwater.project import Project
+
+    try:
+        proj = Project.load(project)
+        from headwater.serve.report import render_report
+
+        written = render_report(proj, dashboard, out, width=width, timeout=timeout)
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {written} ({written.stat().st_size:,} bytes)")
