@@ -406,7 +406,7 @@ def test_check_prints_the_dag(tmp_path: Path) -> None:
     result = cli("check", "-p", str(root))
     assert result.exit_code == 0, result.output
     lines = [line.strip() for line in result.stdout.splitlines()]
-    assert lines[0] == "project t: configuration and models are valid"
+    assert lines[0] == "project t: configuration, models and dashboards are valid"
     assert lines[1] == "source src"
     body = lines[2:]
     assert sorted(body) == sorted(

@@ -78,6 +78,7 @@ PAGES = (
     "servers.md",
     "serve.md",
     "serve-tools.md",
+    "dashboards.md",
     "lake.md",
     "run-summary.md",
     "quality.md",

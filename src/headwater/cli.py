@@ -383,16 +383,23 @@ def _age(seconds: int) -> str:
 
 @app.command()
 def check(project: ProjectOpt = Path()) -> None:
-    """Validate the project file and models, print the DAG; run nothing."""
+    """Validate the project file, models and dashboards, print the DAG; run nothing."""
     from headwater.project import Project
     from headwater.runs.plan import plan
+    from headwater.serve.dashboards import validate_dashboards
 
     try:
         the_plan = plan(Project.load(project))
+        problems = validate_dashboards(the_plan.project)  # a bad file is a ConfigError
     except HeadwaterError as exc:
         raise _fail(exc) from None
+    for problem in problems:
+        err.print(f"[bold red]dashboard:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
     out.print(
-        f"project [bold]{the_plan.project.config.name}[/]: configuration and models are valid"
+        f"project [bold]{the_plan.project.config.name}[/]: configuration, models and "
+        "dashboards are valid"
     )
     for line in the_plan.dag.lines():
         out.print(f"  {line}", highlight=False, markup=False)

@@ -3,6 +3,11 @@
 Over the lake, every processed table is a view on its current Iceberg
 snapshot's Parquet files, read in place, and `quarantine` is a view over
 every quarantined row. Results stream as Arrow record batches.
+
+`connect_warehouse` reads whichever warehouse the project has: the DuckDB file
+(read-only), or a PostgreSQL warehouse attached READ_ONLY to an in-memory DuckDB
+with the packaged postgres extension, its schema the default (`USE`), so the same
+DuckDB-dialect SQL runs on both.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from contextlib import contextmanager
 import duckdb
 import pyarrow as pa
 
+from headwater import extensions
+from headwater.config import PostgresWarehouseConfig
 from headwater.errors import ConfigError, HeadwaterError
 from headwater.lake.quarantine import COLUMNS, QuarantineZone
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
-from headwater.sql import quote_ident
+from headwater.sql import literal, quote_ident
 from headwater.state.db import StateDB
 
 BATCH_ROWS = 10_000
@@ -64,6 +71,76 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
         yield conn
     finally:
         conn.close()
+
+
+PG_ALIAS = "warehouse"  # the PostgreSQL warehouse, as attached by `connect_warehouse`
+
+
+@contextmanager
+def connect_warehouse(project: Project) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only DuckDB connection whose default schema is the project's warehouse:
+    the DuckDB file, or a PostgreSQL warehouse attached READ_ONLY. Redshift is not read."""
+    config = project.config.warehouse
+    if isinstance(config, PostgresWarehouseConfig):
+        conn = connect_postgres(config.url.get_secret_value(), config.schema_name)
+        try:
+            yield conn
+        finally:
+            conn.close()
+    elif config.type == "duckdb":
+        with connect(project, lake=False) as conn:
+            yield conn
+    else:
+        raise ConfigError(
+            f"warehouse type {config.type!r} cannot be read by headwater serve "
+            "(a duckdb or postgres warehouse can)"
+        )
+
+
+def connect_postgres(url: str, schema_name: str = "public") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the PostgreSQL database attached READ_ONLY and `schema_name`
+    as the default schema. Errors name the server with its password as ***."""
+    from headwater.warehouse.postgres import attach_url, split_url
+
+    conninfo, public, secrets = split_url(url)
+    target = attach_url(conninfo)
+    conn = duckdb.connect(":memory:", config=DUCKDB_SETTINGS)
+    try:
+        extensions.load(conn, "postgres_scanner")
+        conn.execute("SET TimeZone = 'UTC'").fetchall()
+        conn.execute(
+            f"ATTACH {literal(target)} AS {PG_ALIAS} "
+            f"(TYPE postgres, READ_ONLY, SCHEMA {literal(schema_name)})"
+        ).fetchall()
+        conn.execute(f"USE {PG_ALIAS}.{quote_ident(schema_name)}").fetchall()
+    except duckdb.Error as exc:
+        conn.close()
+        text = scrub(str(exc), [target, conninfo], secrets, public)
+        raise QueryError(f"warehouse {public}: cannot connect: {text}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def scrub(text: str, urls: list[str], secrets: list[str], public: str) -> str:
+    """`text` with every URL replaced by its public form and every secret by ***."""
+    for url in urls:
+        text = text.replace(url, public)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def warehouse_scrub(project: Project, text: str) -> str:
+    """An error message about the warehouse without its password (PostgreSQL URLs)."""
+    config = project.config.warehouse
+    if not isinstance(config, PostgresWarehouseConfig):
+        return text
+    from headwater.warehouse.postgres import attach_url, split_url
+
+    conninfo, public, secrets = split_url(config.url.get_secret_value())
+    return scrub(text, [attach_url(conninfo), conninfo], secrets, public)
 
 
 READ_ONLY = {"SELECT", "EXPLAIN"}
