@@ -8,15 +8,21 @@ its own `router`; this module only assembles them.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from pathlib import Path
 
+import duckdb
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from headwater.errors import HeadwaterError
+from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.project import Project
 from headwater.serve import api, auth, console, dashboards_web, lake_web, metrics, pages
-from headwater.serve.web import STATIC_DIR
+from headwater.serve.dashboards import load_dashboards
+from headwater.serve.web import STATIC_DIR, templates
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
 
@@ -49,4 +55,21 @@ def create_app(
     app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
     for module in (pages, dashboards_web, console, lake_web, api, metrics):
         app.include_router(module.router)
+    warm_up(project)
     return app
+
+
+def warm_up(project: Project) -> None:
+    """Pay one-time costs at startup instead of in the first request: DuckDB's first query
+    with parameters (it imports its Python converters), parsing the dashboards, compiling
+    the page templates. Problems are left for the pages to report."""
+    conn = duckdb.connect(config=DUCKDB_SETTINGS)
+    try:
+        conn.execute("SELECT $s::VARCHAR, $d::DATE", {"s": "x", "d": dt.date(2000, 1, 1)})
+        conn.fetchall()
+    finally:
+        conn.close()
+    with contextlib.suppress(HeadwaterError):
+        load_dashboards(project)
+    for name in ("dashboard.html", "panel.html", "runs.html"):
+        templates.get_template(name)
