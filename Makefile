@@ -29,6 +29,7 @@ demo: $(VENV)/.installed
 	$(BIN)/headwater status -p $(DEMO)
 	@echo
 	@echo "The demo project is in ./$(DEMO): try  $(BIN)/headwater query -p $(DEMO) \"select * from products limit 5\""
+	@echo "Dashboards, runs and SQL in a browser:  $(BIN)/headwater serve -p $(DEMO)   (http://127.0.0.1:8080)"
 
 services:
 	@scripts/services.sh
