@@ -47,7 +47,13 @@ from headwater.errors import ConfigError, HeadwaterError
 from headwater.observe.state_tables import state_tables
 from headwater.project import Project
 from headwater.serve.charts import check_format
-from headwater.serve.query import QueryError, check_read_only, connect_warehouse, warehouse_scrub
+from headwater.serve.query import (
+    QueryError,
+    check_read_only,
+    connect_warehouse,
+    head,
+    warehouse_scrub,
+)
 from headwater.sql import quote_ident
 from headwater.state.db import StateDB
 
@@ -626,16 +632,7 @@ def _fetch(
 ) -> tuple[pa.Table, bool]:
     """At most `limit` rows of the query, and whether there were more."""
     cursor = conn.execute(sql, params) if params else conn.execute(sql)
-    reader = cursor.to_arrow_reader(min(limit + 1, 10_000))
-    batches: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in reader:
-        batches.append(batch)
-        rows += batch.num_rows
-        if rows > limit:
-            break
-    table = pa.Table.from_batches(batches, schema=reader.schema)
-    return table.slice(0, limit), rows > limit
+    return head(cursor.to_arrow_reader(min(limit + 1, 10_000)), limit)
 
 
 def run_panel(

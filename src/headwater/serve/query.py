@@ -165,3 +165,17 @@ def run_query(conn: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader
         return conn.sql(sql).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {exc}") from None
+
+
+def head(reader: pa.RecordBatchReader, limit: int) -> tuple[pa.Table, bool]:
+    """The first `limit` rows of a result, and whether it had more (reads at most one
+    batch past the limit, never the whole result)."""
+    batches: list[pa.RecordBatch] = []
+    seen = 0
+    for batch in reader:
+        batches.append(batch)
+        seen += batch.num_rows
+        if seen > limit:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    return table.slice(0, limit), seen > limit

@@ -52,7 +52,13 @@ from headwater.lake.quarantine import COLUMNS, QuarantineZone
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
-from headwater.serve.query import QueryError, check_read_only, connect_postgres, warehouse_scrub
+from headwater.serve.query import (
+    QueryError,
+    check_read_only,
+    connect_postgres,
+    head,
+    warehouse_scrub,
+)
 from headwater.sql import literal, quote_ident
 from headwater.state.db import StateDB
 
@@ -362,16 +368,7 @@ def run(
     started = time.perf_counter()
 
     def fetch() -> tuple[pa.Table, bool]:
-        reader = conn.execute(sql).to_arrow_reader(min(rows + 1, BATCH_ROWS))
-        batches: list[pa.RecordBatch] = []
-        seen = 0
-        for batch in reader:
-            batches.append(batch)
-            seen += batch.num_rows
-            if seen > rows:
-                break
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-        return table.slice(0, rows), seen > rows
+        return head(conn.execute(sql).to_arrow_reader(min(rows + 1, BATCH_ROWS)), rows)
 
     table, truncated = _timed(project, conn, fetch, timeout, keep_open=False)
     return Result(table, truncated, time.perf_counter() - started)
