@@ -118,3 +118,18 @@ def test_cafe_on_s3_and_postgres_equals_the_embedded_run_and_survives_a_killed_l
     again = headwater_run(served)
     assert again.returncode == 0
     assert normalised(pg_snapshot(pg_database)) == embedded_both
+
+    # `headwater query` reads the PostgreSQL warehouse, read-only.
+    query = subprocess.run(
+        [sys.executable, "-m", "headwater", "query", "-p", str(served), "--format", "csv",
+         "select count(*) as n from transactions"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.splitlines()[1:] == [str(len(embedded_both["transactions"]))]
+    refused = subprocess.run(
+        [sys.executable, "-m", "headwater", "query", "-p", str(served), "drop table transactions"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert len(pg_snapshot(pg_database)["transactions"]) == len(embedded_both["transactions"])

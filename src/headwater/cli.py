@@ -267,13 +267,13 @@ def query(
 ) -> None:
     """Run read-only SQL over the warehouse (default) or the lake (--lake)."""
     from headwater.project import Project
-    from headwater.serve.query import connect, run_query
+    from headwater.serve.query import connect, connect_warehouse, run_query
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(ConfigError(f"--format: got {fmt!r}, expected table, csv or json"))
     try:
         proj = Project.load(project)
-        with connect(proj, lake) as conn:
+        with connect(proj, lake=True) if lake else connect_warehouse(proj) as conn:
             reader = run_query(conn, sql)
             _print_result(reader, fmt)
     except HeadwaterError as exc:

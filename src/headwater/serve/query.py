@@ -42,7 +42,7 @@ def connect(project: Project, lake: bool) -> Iterator[duckdb.DuckDBPyConnection]
         path = project.warehouse_path
         if not path.exists():
             raise ConfigError(f"warehouse {path} does not exist yet: run `headwater run` first")
-        conn = duckdb.connect(str(path), read_only=True)
+        conn = duckdb.connect(str(path), read_only=True, config=DUCKDB_SETTINGS)
     else:
         if not StateDB.exists(project.state_url):
             raise ConfigError("the lake is empty: run `headwater run` first")
