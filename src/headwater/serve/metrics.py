@@ -22,7 +22,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
@@ -67,6 +67,14 @@ class Exposition:
     def family(self, name: str, kind: str, help_text: str) -> None:
         self.lines.append(f"# HELP {name} {escape_help(help_text)}")
         self.lines.append(f"# TYPE {name} {kind}")
+
+    def per_source(
+        self, name: str, help_text: str, sources: list[str], values: Mapping[str, float]
+    ) -> None:
+        """A counter family with one sample per source (0 for a source without any)."""
+        self.family(name, "counter", help_text)
+        for source in sources:
+            self.sample(name, values.get(source, 0), (("source", source),))
 
     def sample(self, name: str, value: float, labels: Labels = ()) -> None:
         if labels:
@@ -130,18 +138,15 @@ def render(request: Request) -> str:
             quarantined[key] = quarantined.get(key, 0) + count
     sources = sorted(set(project.config.sources) | set(read) | set(landed))
 
-    out.family(
-        "headwater_rows_read_total", "counter", "Data lines read from a source, over all runs."
+    out.per_source(
+        "headwater_rows_read_total", "Data lines read from a source, over all runs.", sources, read
     )
-    for source in sources:
-        out.sample("headwater_rows_read_total", read.get(source, 0), (("source", source),))
-    out.family(
+    out.per_source(
         "headwater_rows_loaded_total",
-        "counter",
         "Rows of a source that passed the parser and every quarantine check, over all runs.",
+        sources,
+        loaded,
     )
-    for source in sources:
-        out.sample("headwater_rows_loaded_total", loaded.get(source, 0), (("source", source),))
     out.family(
         "headwater_rows_quarantined_total",
         "counter",
@@ -151,11 +156,12 @@ def render(request: Request) -> str:
         out.sample(
             "headwater_rows_quarantined_total", count, (("source", source), ("reason", reason))
         )
-    out.family(
-        "headwater_files_landed_total", "counter", "Files landed in the raw zone, over all runs."
+    out.per_source(
+        "headwater_files_landed_total",
+        "Files landed in the raw zone, over all runs.",
+        sources,
+        landed,
     )
-    for source in sources:
-        out.sample("headwater_files_landed_total", landed.get(source, 0), (("source", source),))
 
     out.family(
         "headwater_source_freshness_age_seconds",

@@ -31,6 +31,7 @@ from headwater.config import SqlSource
 from headwater.errors import SourceError, TransientError
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.sql import literal, quote_ident
+from headwater.state.db import redact
 
 AUTO_CURSORS = ("last_updated", "updated_at", "modified_at", "last_modified", "updated")
 SA_DRIVERS = {
@@ -67,14 +68,6 @@ class SqlTablePlan:
 class Extracted:
     rows: int
     max_cursor: str | None  # the watermark this extract reached (None: no rows or no cursor)
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
 
 
 class SqlSourceReader:
