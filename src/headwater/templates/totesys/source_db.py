@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,12 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import duckdb
 import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import ConfigError, SourceError
+from headwater.lake.store import DUCKDB_SETTINGS
+from headwater.sql import literal
 
 Dialect = Literal["postgresql", "mysql"]
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -448,14 +450,24 @@ def load_fixture_folder(url: str, folder: Path) -> dict[str, int]:
     if not files or set(files) - set(TABLES):
         raise SourceDbError(f"{folder}: expected <table>.jsonl files of totesys tables only")
     counts: dict[str, int] = {}
-    with connect(url) as db:
-        for table in (t for t in TABLES if t in files):
-            lines = files[table].read_text("utf-8").splitlines()
-            rows = [json.loads(line) for line in lines if line.strip()]
-            names = [c.name for c in TABLES[table]]
-            if any(sorted(row) != sorted(names) for row in rows):
-                raise SourceDbError(f"{files[table]}: every row needs exactly the columns {names}")
-            columns = {n: [row[n] for row in rows] for n in names}
-            counts[table] = write_table(db, table, arrow_table(table, columns), upsert=True)
-        sync_sequences(db)
+    reader = duckdb.connect(config=DUCKDB_SETTINGS)  # parses the JSON Lines, no row loop
+    try:
+        with connect(url) as db:
+            for table in (t for t in TABLES if t in files):
+                columns = _read_jsonl(reader, files[table], [c.name for c in TABLES[table]])
+                counts[table] = write_table(db, table, arrow_table(table, columns), upsert=True)
+            sync_sequences(db)
+    finally:
+        reader.close()
     return counts
+
+
+def _read_jsonl(conn: duckdb.DuckDBPyConnection, path: Path, names: list[str]) -> dict[str, Any]:
+    """A JSON Lines file's columns as text (typed later by `arrow_table`), keys checked."""
+    source = f"read_json({literal(str(path))}, format = 'newline_delimited'"
+    found = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {source})").fetchall()]
+    if sorted(found) != sorted(names):
+        raise SourceDbError(f"{path}: every row needs exactly the columns {names}, got {found}")
+    spec = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
+    data = conn.execute(f"SELECT * FROM {source}, columns = {spec})").to_arrow_table()
+    return {n: data.column(n).combine_chunks() for n in names}
