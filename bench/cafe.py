@@ -22,26 +22,24 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
 import hashlib
 import hmac
 import json
 import os
-import platform
-import pstats
 import resource
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
+from benchkit import best_of, environment, log, print_profile, verdict
 from headwater.project import Project
 from headwater.runs.pipeline import run as run_pipeline
 from headwater.runs.summary import RunSummary
@@ -70,10 +68,6 @@ DEFAULT_MEMORY_SIZES = (1_000_000, 5_000_000)
 RESULT_PREFIX = "BENCH-RESULT "
 
 T = TypeVar("T")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -172,19 +166,6 @@ def ensure_dataset(transactions: int, *, generate: bool = True) -> Dataset:
         items=int(result["items"]),
         bytes=int(result["bytes_written"]),
     )
-
-
-def best_of(repeat: int, step: Callable[[], T], seconds_of: Callable[[T], float]) -> T:
-    """Run ``step`` ``repeat`` times; keep the fastest result."""
-    best: T | None = None
-    for i in range(repeat):
-        result = step()
-        if repeat > 1:
-            log(f"  try {i + 1}/{repeat}: {seconds_of(result):.2f} s")
-        if best is None or seconds_of(result) < seconds_of(best):
-            best = result
-    assert best is not None
-    return best
 
 
 # --------------------------------------------------------------------------- headwater
@@ -522,35 +503,8 @@ def measure_in_child(data: Dataset) -> MemoryResult:
 # --------------------------------------------------------------------------- reporting
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def fmt_int(value: float) -> str:
     return f"{value:,.0f}"
-
-
-def environment() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": commit + ("-dirty" if dirty else ""),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
 
 
 def save(section: str, payload: dict[str, Any]) -> None:
@@ -563,14 +517,6 @@ def save(section: str, payload: dict[str, Any]) -> None:
     results[section] = payload
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     log(f"\nwrote {RESULTS.relative_to(REPO)} ({section})")
-
-
-def print_profile(path: Path, top: int = 25) -> None:
-    stats = pstats.Stats(str(path))
-    for key in ("cumulative", "tottime"):
-        log(f"\nprofile of the headwater run, top {top} by {key} ({path.relative_to(REPO)}):")
-        stats.sort_stats(key).print_stats(top)
-    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- modes
@@ -602,7 +548,7 @@ def throughput(args: argparse.Namespace) -> int:
         prof = data.root / PROFILE_FILE
         log("\nprofiling one more headwater run (not timed) ...")
         run_headwater(data, profile_to=prof)
-        print_profile(prof)
+        print_profile(prof, "profile of the headwater run")
 
     vs_floor = hw.seconds / floor.seconds if floor.seconds else float("inf")
     vs_baseline = hw.tps / baseline.tps if baseline and baseline.tps else None

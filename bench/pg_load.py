@@ -21,21 +21,22 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import psycopg
+
+from benchkit import best_of, log, verdict
+from benchkit import environment as base_environment
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -56,10 +57,6 @@ TARGET_VS_FLOOR = 0.7  # headwater rows/s over floor rows/s, at least
 TARGET_VS_COMMON = 20.0  # headwater rows/s over executemany rows/s, at least
 
 T = TypeVar("T")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -176,18 +173,6 @@ def fresh_table(table: str, create: bool) -> None:
     pg_bench("CHECKPOINT")  # each try starts with no dirty pages from the one before
 
 
-def best_of(repeat: int, step: Callable[[], T], seconds_of: Callable[[T], float]) -> T:
-    best: T | None = None
-    for i in range(repeat):
-        result = step()
-        if repeat > 1:
-            log(f"  try {i + 1}/{repeat}: {seconds_of(result):.2f} s")
-        if best is None or seconds_of(result) < seconds_of(best):
-            best = result
-    assert best is not None
-    return best
-
-
 @dataclass(frozen=True)
 class StepResult:
     seconds: float
@@ -293,29 +278,12 @@ def run_common(data: Dataset, sample: int) -> StepResult:
 # --------------------------------------------------------------------------- report
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def environment() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     with psycopg.connect(ADMIN_URL) as conn:
         version = conn.execute("SHOW server_version").fetchone()
-    return {
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": commit,
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "psycopg": psycopg.__version__,
-        "postgresql": version[0] if version else None,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
+    return base_environment(
+        {"psycopg": psycopg.__version__, "postgresql": version[0] if version else None}
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,7 +41,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import pstats
 import statistics
 import subprocess
@@ -56,6 +55,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from benchkit import environment as base_environment
+from benchkit import log, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -78,10 +80,6 @@ REGULARS = 150
 TARGET_COLD_S = 1.0  # cold page, server time, at most
 TARGET_CACHED_S = 0.050  # cached page, server time (p95), at most
 LOAD_ID_BASE = -1  # appended rows get transaction_id -1, -2, ... (real ids are >= 0)
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------- the dashboard
@@ -170,6 +168,12 @@ panels:
 
 
 # --------------------------------------------------------------------------- the warehouse
+
+
+def environment() -> dict[str, Any]:
+    import fastapi
+
+    return base_environment({"fastapi": fastapi.__version__})
 
 
 def _values(rows: Sequence[Sequence[object]]) -> str:
@@ -852,30 +856,6 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def environment() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    import fastapi
-
-    return {
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else ""),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "fastapi": fastapi.__version__,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
 
 
 def median_request(requests: list[dict[str, Any]]) -> dict[str, Any]:

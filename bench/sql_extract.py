@@ -33,10 +33,7 @@ import cProfile
 import datetime as dt
 import json
 import os
-import platform
-import pstats
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +49,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from benchkit import environment as base_environment
+from benchkit import log, verdict
+from benchkit import print_profile as print_profile_
 from headwater.config import SqlSource
 from headwater.lake.tables import Tables, scan_sql
 from headwater.project import Project
@@ -89,10 +89,6 @@ TARGET_VS_COMMON = 5.0  # headwater extract rows/s over the common way's, at lea
 TARGET_INCREMENTAL = 0.05  # incremental run seconds over full run seconds, below
 
 T = TypeVar("T")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 # --------------------------------------------------------------------------- timing
@@ -631,19 +627,7 @@ def run_pair(clock: ServerClock, try_number: int, profile: bool = False) -> Pair
     return Pair(full, incremental, rows, changed, full_ok, incremental_ok)
 
 
-def print_profile(path: Path, top: int = 30) -> None:
-    stats = pstats.Stats(str(path))
-    for key in ("cumulative", "tottime"):
-        log(f"\nprofile {path.relative_to(REPO)}, top {top} by {key}:")
-        stats.sort_stats(key).print_stats(top)
-    sys.stdout.flush()
-
-
 # --------------------------------------------------------------------------- report
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def cpu_cell(value: float | None) -> str:
@@ -663,36 +647,6 @@ def run_row(name: str, rows: int, span: Span, note: str) -> StepResult:
     )
 
 
-def environment() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    with psycopg.connect(ADMIN_URL) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
-    return {
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": commit + ("-dirty" if dirty else ""),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "connectorx": connectorx.__version__,
-        "pandas": pd.__version__,
-        "pyarrow": pa.__version__,
-        "psycopg": psycopg.__version__,
-        "postgresql": version[0] if version else None,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
-
-
 def step_dict(r: StepResult) -> dict[str, Any]:
     return asdict(r) | {"rows_per_second": round(r.rps)}
 
@@ -701,6 +655,24 @@ def run_dict(r: RunResult) -> dict[str, Any]:
     out = asdict(r)
     out["extract_seconds"] = r.extract_seconds
     return out
+
+
+def environment() -> dict[str, Any]:
+    with psycopg.connect(ADMIN_URL) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    return base_environment(
+        {
+            "connectorx": connectorx.__version__,
+            "pandas": pd.__version__,
+            "pyarrow": pa.__version__,
+            "psycopg": psycopg.__version__,
+            "postgresql": version[0] if version else None,
+        }
+    )
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    print_profile_(path, "profile", top)
 
 
 def measure(args: argparse.Namespace) -> int:
