@@ -88,9 +88,10 @@ class Tables:
         if engine is not None:
             engine.dispose()
 
-    def _parquet(self, path: str) -> pq.ParquetFile:
+    def _footer(self, path: str) -> pq.FileMetaData:
         """A lake Parquet file's footer, read through the catalog's FileIO (disk or S3)."""
-        return pq.ParquetFile(load_file_io(self.catalog.properties, path).new_input(path).open())
+        with load_file_io(self.catalog.properties, path).new_input(path).open() as stream:
+            return pq.read_metadata(stream)
 
     def _id(self, name: str) -> str:
         return f"{NAMESPACE}.{name}"
@@ -170,7 +171,8 @@ class Tables:
                 f"commit to {name!r} needs at least one data file (it may hold no rows)"
             )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
-        schema = nullable(self._parquet(files[0]).schema_arrow)
+        footers = [self._footer(f) for f in files]  # each read once: schema and row counts
+        schema = nullable(footers[0].schema.to_arrow_schema())
         self._forget(name)
         try:
             table = self._table_for(name, schema, mode)
@@ -187,7 +189,7 @@ class Tables:
         self._forget(name)
         self._batches.setdefault(name, set()).add(batch)
         snap = self.load(name).current_snapshot()
-        rows = sum(self._parquet(f).metadata.num_rows for f in files)
+        rows = sum(f.num_rows for f in footers)
         return CommitInfo(
             snapshot_id=int(snap.snapshot_id) if snap else 0, files=len(files), rows=rows
         )
