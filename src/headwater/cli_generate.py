@@ -124,7 +124,8 @@ def _totesys(
 ) -> None:
     from headwater.cli import out
     from headwater.templates.totesys.simulator import apply_change_batch, live_step, simulate
-    from headwater.templates.totesys.source_db import create_schema, redact
+    from headwater.templates.totesys.source_db import create_schema
+    from headwater.urls import redact
 
     create_schema(db, drop=drop)
     if change_batch:

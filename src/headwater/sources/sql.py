@@ -31,7 +31,7 @@ from headwater.config import SqlSource
 from headwater.errors import SourceError, TransientError
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.sql import literal, quote_ident
-from headwater.state.db import redact
+from headwater.urls import redact, scrub
 
 AUTO_CURSORS = ("last_updated", "updated_at", "modified_at", "last_modified", "updated")
 SA_DRIVERS = {
@@ -190,16 +190,11 @@ class SqlSourceReader:
             ).fetchall()
         except duckdb.Error as exc:
             conn.close()
-            message = str(exc).replace(self.url, redact(self.url))
-            if self.url_password():
-                message = message.replace(self.url_password(), "***")
+            message = scrub(str(exc), self.url)
             raise SourceUnavailableError(
                 f"source {self.name!r}: cannot attach {redact(self.url)}: {message}"
             ) from None
         return conn
-
-    def url_password(self) -> str:
-        return unquote(urlsplit(self.url).password or "")
 
     def _attach_string(self, kind: str) -> str:
         if kind == "sqlite":
@@ -291,9 +286,7 @@ class SqlSourceReader:
                 top = None if value is None else str(value)
             return Extracted(count, top)
         except duckdb.Error as exc:
-            message = str(exc)
-            if self.url_password():
-                message = message.replace(self.url_password(), "***")
+            message = scrub(str(exc), self.url)
             raise SourceError(
                 f"source {self.name!r}, table {table.name!r}: extract failed: {message}"
             ) from None

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from headwater import urls
 from headwater.errors import StateError, TransientError
 
 SCHEMA_VERSION = 1
@@ -108,12 +109,7 @@ class StateUnavailableError(TransientError):
     """The state database server did not answer (down, restarting, network)."""
 
 
-def redact(url: str) -> str:
-    """A database URL fit for a message: the password replaced by ***."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
-        return "<unparsable database URL>"
+redact = urls.redact  # a database URL fit for a message: the password as ***
 
 
 class StateDB:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import duckdb
 import numpy as np
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from headwater.errors import ConfigError, SourceError
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.sql import literal
+from headwater.urls import redact, url_secrets
 
 Dialect = Literal["postgresql", "mysql"]
 ENUMS: dict[str, tuple[str, ...]] = {
@@ -118,24 +119,6 @@ def _dialect(url: str) -> Dialect:
     )
 
 
-def _secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
-    found = [parts.password or "", *(v for k, v in parse_qsl(parts.query) if k == "password")]
-    return [s for s in {*found, *(unquote(s) for s in found)} if s]
-
-
-def redact(url: str) -> str:
-    """The URL with its password (in the user info or a `password=` parameter) as ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hosts = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    public = urlencode([(k, "***" if k == "password" else v) for k, v in query], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, public, parts.fragment))
-
-
 # --------------------------------------------------------------------------- connections
 
 
@@ -146,7 +129,7 @@ class Db:
         self.dialect = dialect
         self.raw = raw
         self.public_url = redact(url)
-        self._secrets = _secrets(url)
+        self._secrets = url_secrets(url)
 
     def q(self, name: str) -> str:
         """A quoted identifier (`transaction` is reserved in MySQL)."""
