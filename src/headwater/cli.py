@@ -406,12 +406,14 @@ def check(project: ProjectOpt = Path()) -> None:
 
 
 from headwater.cli_generate import generate  # noqa: E402  (uses the helpers above)
+from headwater.cli_schedule import schedule  # noqa: E402
 from headwater.cli_serve import report, serve  # noqa: E402
 from headwater.cli_state import state_app  # noqa: E402
 
 app.command()(generate)
 app.command()(serve)
 app.command()(report)
+app.command()(schedule)
 app.add_typer(state_app)
 
 

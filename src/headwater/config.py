@@ -18,8 +18,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     SecretStr,
@@ -31,15 +29,12 @@ from pydantic import (
 
 from headwater.errors import ConfigError
 
+from headwater.config_base import NAME_PATTERN, Strict
+from headwater.config_schedule import AlertsConfig, LoggingConfig, RetryConfig, ScheduleConfig
+
 PROJECT_FILE = "headwater.yaml"
-NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 Severity = Literal["warn", "quarantine", "error"]
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, so typos are caught."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["NAME_PATTERN", "Strict"]
 
 
 # --------------------------------------------------------------------- sources
@@ -442,6 +437,10 @@ class ProjectConfig(Strict):
     pii: PiiConfig = PiiConfig()
     sources: dict[str, SourceConfig] = {}
     models: dict[str, dict[str, Any]] = {}
+    schedule: ScheduleConfig = ScheduleConfig()
+    retries: RetryConfig = RetryConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @field_validator("warehouse", mode="before")
     @classmethod
@@ -457,6 +456,28 @@ class ProjectConfig(Strict):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"name {name!r} must match {NAME_PATTERN}")
         return value
+
+    @model_validator(mode="after")
+    def _sources_named_exist(self) -> ProjectConfig:
+        named: list[tuple[str, str]] = []
+        for i, trigger in enumerate(self.schedule.triggers):
+            named += [(f"schedule.triggers.{i}.sources", s) for s in trigger.sources or ()]
+            files = getattr(trigger, "files", None)
+            if files is not None:
+                if files in self.sources and not isinstance(self.sources[files], FilesSource):
+                    raise ValueError(
+                        f"schedule.triggers.{i}.files: source {files!r} is not a files source"
+                    )
+                named.append((f"schedule.triggers.{i}.files", files))
+        named += [
+            (f"alerts.staleness.{i}.source", rule.source)
+            for i, rule in enumerate(self.alerts.staleness)
+        ]
+        for where, name in named:
+            if name not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none"
+                raise ValueError(f"{where}: no source named {name!r} (sources: {known})")
+        return self
 
     @model_validator(mode="after")
     def _secret_when_hashing(self) -> ProjectConfig:

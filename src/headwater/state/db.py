@@ -91,6 +91,23 @@ watermarks = sa.Table(
 )
 
 
+alerts = sa.Table(
+    "hw_alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # failure | check | stale
+    sa.Column("cause", sa.String(512), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open | closed
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Column("last_sent_at", sa.DateTime),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("suppressed", sa.Integer, nullable=False, default=0),
+    sa.Column("closed_at", sa.DateTime),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("message", sa.Text),
+)
+
+
 def utcnow() -> dt.datetime:
     """Naive UTC, the one time zone the state database stores."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
