@@ -32,8 +32,9 @@ def _check_timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as "
-                         "'UTC' or 'Europe/London')") from None
+        raise ValueError(
+            f"unknown time zone {value!r} (expected an IANA name such as 'UTC' or 'Europe/London')"
+        ) from None
     return value
 
 
