@@ -27,10 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from headwater.errors import ConfigError
-
 from headwater.config_base import NAME_PATTERN, Strict
 from headwater.config_schedule import AlertsConfig, LoggingConfig, RetryConfig, ScheduleConfig
+from headwater.errors import ConfigError
 
 PROJECT_FILE = "headwater.yaml"
 Severity = Literal["warn", "quarantine", "error"]
