@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
+
+from headwater.errors import ConfigError, HeadwaterError
 
 
 def schedule(
@@ -17,6 +22,40 @@ def schedule(
             help="Project folder (repeatable: one scheduler for several projects).",
         ),
     ] = None,
+    grace: Annotated[
+        float,
+        typer.Option(help="On stop, seconds a running run may take to finish before it is killed."),
+    ] = 60.0,
 ) -> None:
     """Run projects on their triggers (cron, file arrival, after another project) until stopped."""
-    raise typer.Exit(1)
+    from headwater.cli import _fail, out
+    from headwater.project import Project
+
+    try:
+        projects = [Project.load(p) for p in project or [Path()]]
+        names = [p.config.name for p in projects]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two projects have the same name: {', '.join(names)}")
+        untriggered = [p.config.name for p in projects if not p.config.schedule.triggers]
+        if len(untriggered) == len(projects):
+            raise ConfigError(
+                f"{', '.join(untriggered)}: no schedule.triggers in headwater.yaml, so nothing "
+                "would ever run (see docs/schedule.md)"
+            )
+    except HeadwaterError as exc:
+        raise _fail(exc) from None
+    from headwater.schedule.service import Service
+
+    service = Service(projects)
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    service.start()
+    out.print(f"scheduling {', '.join(names)} (Ctrl-C or SIGTERM stops)")
+    stopping.wait()
+    out.print(f"stopping: a running run has {grace:g} s to finish")
+    service.stop(grace)

@@ -31,8 +31,16 @@ def serve(
     project: ProjectOpt = Path(),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Run the project's schedule.triggers in this process (on when it has any).",
+        ),
+    ] = True,
 ) -> None:
-    """Serve dashboards, runs, the lake browser and the SQL console over HTTP."""
+    """Serve dashboards, runs, the lake browser and the SQL console over HTTP; run the
+    project on its triggers."""
     from headwater.cli import _fail, out
     from headwater.project import Project
 
@@ -50,9 +58,18 @@ def serve(
 
     from headwater.serve.app import LOOPBACK_HOSTS, create_app
 
+    service = None
+    if schedule and proj.config.schedule.triggers:
+        from headwater.schedule.service import Service
+
+        service = Service([proj])
     # Without a token (loopback only), refuse other Host names: no DNS rebinding.
-    app = create_app(proj, token=token, allowed_hosts=None if token else LOOPBACK_HOSTS)
-    out.print(f"serving {proj.config.name} on http://{host}:{port}/ (Ctrl-C stops)")
+    app = create_app(
+        proj, token=token, allowed_hosts=None if token else LOOPBACK_HOSTS, scheduler=service
+    )
+    triggers = len(proj.config.schedule.triggers) if service else 0
+    scheduled = f", {triggers} trigger(s) scheduled" if triggers else ""
+    out.print(f"serving {proj.config.name} on http://{host}:{port}/{scheduled} (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -94,7 +94,8 @@ class Redactor(logging.Filter):
                 "".join(logging.Formatter().formatException(record.exc_info))
             )
             record.exc_info = None
-        record.run_id = RUN_ID.get()
+        # A record from a run's child process arrives with its tags already set.
+        record.run_id = getattr(record, "run_id", None) or RUN_ID.get()
         record.project = getattr(record, "project", None) or PROJECT.get()
         return True
 

@@ -5,14 +5,22 @@
 with SIGKILL on the spot: no cleanup, no `finally`, exactly like a machine
 losing power mid-run. Tests use it to prove that rerunning after a crash at
 any of these points gives the tables an uninterrupted run gives.
+
+`HEADWATER_FAULT=<name>:hang` stops there instead: the process creates the file
+named by `HEADWATER_FAULT_MARK` (if set) and sleeps until it is killed. The
+scheduler tests use it for a run that outlives its timeout, and to kill the
+scheduler while its run sits at a known point.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 ENV = "HEADWATER_FAULT"
+MARK_ENV = "HEADWATER_FAULT_MARK"
 
 # Every checkpoint the pipeline passes, in order; tests iterate over this.
 POINTS = (
@@ -28,5 +36,12 @@ POINTS = (
 
 
 def checkpoint(name: str) -> None:
-    if os.environ.get(ENV) == name:
+    fault = os.environ.get(ENV)
+    if fault == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif fault == f"{name}:hang":
+        mark = os.environ.get(MARK_ENV)
+        if mark:
+            Path(mark).write_text(str(os.getpid()))
+        while True:
+            time.sleep(3600)

@@ -175,3 +175,12 @@ def freshness(db: StateDB) -> dict[str, dict[str, object]]:
         }
         for r in rows
     }
+
+
+def seen_files(db: StateDB, source: str) -> set[tuple[str, int, dt.datetime | None]]:
+    """(name, size, modified time) of every file of the source the ledger knows."""
+    with db.engine.connect() as conn:
+        query = sa.select(files.c.name, files.c.size, files.c.modified_at).where(
+            files.c.source == source
+        )
+        return {(r[0], int(r[1]), r[2]) for r in conn.execute(query)}

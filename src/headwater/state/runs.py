@@ -133,3 +133,29 @@ def run_steps(db: StateDB, run_id: int) -> list[dict[str, Any]]:
             sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.step_id)
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+def fail_running(db: StateDB, error: str, *, pid: int | None = None) -> list[int]:
+    """Mark runs still 'running' (of one process, with `pid`) as failed with `error`.
+
+    For a run whose process was stopped from outside: the scheduler killed it at its
+    timeout, or found it left over from a scheduler that was killed. Call only when that
+    process is gone or the run lock is held."""
+    with db.engine.begin() as conn:
+        query = sa.select(runs.c.run_id).where(runs.c.status == "running")
+        if pid is not None:
+            query = query.where(runs.c.pid == pid, runs.c.host == socket.gethostname())
+        ids = [r[0] for r in conn.execute(query)]
+        if ids:
+            now = utcnow()
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id.in_(ids))
+                .values(status="failed", finished_at=now, error=error)
+            )
+            conn.execute(
+                steps.update()
+                .where(steps.c.run_id.in_(ids), steps.c.status == "running")
+                .values(status="failed", finished_at=now, error=error)
+            )
+        return ids

@@ -1,0 +1,155 @@
+"""The scheduler as a service: its loop, the file watchers, alert checks and logs, started
+and stopped together by `headwater schedule` and `headwater serve`."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing.queues
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from headwater.config_schedule import FilesTrigger
+from headwater.observe import logs
+from headwater.project import Project
+from headwater.schedule import worker
+from headwater.schedule.scheduler import RunEvent, Scheduler, files_sources
+from headwater.schedule.triggers import Clock
+from headwater.schedule.watch import FolderEvents, Poller
+from headwater.sources.files import FilesSourceReader
+from headwater.state import ledger
+from headwater.state.db import StateDB
+
+log = logging.getLogger("headwater.schedule")
+
+ALERT_EVERY = 10.0  # seconds between staleness / daily-summary checks
+
+
+class _ToLogger(logging.Handler):
+    """Hands a record from a run's process to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class Service:
+    def __init__(
+        self,
+        projects: list[Project],
+        *,
+        clock: Clock | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+        terminal_logs: bool = True,
+        alert_every: float = ALERT_EVERY,
+    ) -> None:
+        if not projects:
+            raise ValueError("nothing to schedule")
+        self.projects = projects
+        self.clock = clock or Clock()
+        self.terminal_logs = terminal_logs
+        self.alert_every = alert_every
+        self._queue: multiprocessing.queues.Queue[Any] = worker.context().Queue()
+        self.scheduler = Scheduler(
+            projects, clock=self.clock, on_event=on_event, log_queue=self._queue
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watchers: list[Poller | FolderEvents] = []
+        self._listener: logging.handlers.QueueListener | None = None
+
+    def start(self) -> None:
+        first = self.projects[0]
+        settings = first.config.logging
+        logs.configure(
+            first.path(settings.file) if settings.file else None,
+            level=settings.level,
+            max_mb=settings.max_mb,
+            backups=settings.backups,
+            secrets=[s for p in self.projects for s in logs.secrets_of(p.config)],
+            terminal=self.terminal_logs,
+        )
+        self._listener = logging.handlers.QueueListener(self._queue, _ToLogger())
+        self._listener.start()
+        worker.warm_up()
+        self.scheduler.recover()
+        for project in self.projects:
+            self._watch(project)
+        for target, name in ((self._loop, "scheduler"), (self._alerts, "alerts")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for p in self.scheduler.status():
+            log.info(
+                "scheduling %s: %d trigger(s)",
+                p["pipeline"],
+                len(self.scheduler.pipelines[p["pipeline"]].project.config.schedule.triggers),
+            )
+
+    def _watch(self, project: Project) -> None:
+        name = project.config.name
+        sources = files_sources(project)
+        db = StateDB.open(project.state_url)
+        try:
+            for index, (_, trigger) in enumerate(self.scheduler.pipelines[name].files):
+                self._watch_source(project, index, trigger, sources, db)
+        finally:
+            db.dispose()
+
+    def _watch_source(
+        self,
+        project: Project,
+        index: int,
+        trigger: FilesTrigger,
+        sources: dict[str, Any],
+        db: StateDB,
+    ) -> None:
+        name = project.config.name
+        reader = FilesSourceReader(
+            trigger.files, sources[trigger.files], project.root, project.config.lake.s3
+        )
+
+        def arrived(names: set[str]) -> None:
+            self.scheduler.arrived(name, index, names)
+
+        label = f"{name}.{trigger.files}"
+        seen = ledger.seen_files(db, trigger.files)
+        poller = Poller(label, reader.discover, seen, trigger.poll_seconds, arrived)
+        if reader.url is None and trigger.events:
+            events = FolderEvents(label, reader.folder, sources[trigger.files].glob, arrived)
+            if events.start():
+                self._watchers.append(events)
+        poller.start()
+        self._watchers.append(poller)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sleep = self.scheduler.poll()
+            except Exception:  # a bug in one pass must not stop scheduling
+                log.exception("scheduler pass failed")
+                sleep = 5.0
+            self.scheduler.wait(sleep)
+
+    def _alerts(self) -> None:
+        from headwater import alerts
+
+        while not self._stop.wait(self.alert_every):
+            for project in self.projects:
+                try:
+                    alerts.tick(project, self.clock.now())
+                except Exception:
+                    log.exception("%s: alert checks failed", project.config.name)
+
+    def stop(self, grace: float = 60.0) -> None:
+        """Stop triggering; let a running run finish for `grace` seconds, then kill it."""
+        self._stop.set()
+        self.scheduler.wake()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for watcher in self._watchers:
+            watcher.stop()
+        self.scheduler.stop_runs(grace)
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
