@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing.connection
 import multiprocessing.queues
 import threading
 import time
@@ -181,8 +182,15 @@ class Scheduler:
         if sources == ():
             sources = None
         request = RunRequest(str(pipeline.project.root), pending.trigger, sources)
-        pipeline.running = worker.start(request, self.log_queue)
+        pipeline.running = handle = worker.start(request, self.log_queue)
         pipeline.runs_started += 1
+        sentinel = handle.process.sentinel
+
+        def wake_when_done() -> None:  # wake the loop the moment the run's process ends
+            multiprocessing.connection.wait([sentinel])
+            self.wake()
+
+        threading.Thread(target=wake_when_done, name=f"{pipeline.name} run", daemon=True).start()
         log.info(
             "%s: run started (%s)", pipeline.name, pending.trigger, extra={"project": pipeline.name}
         )

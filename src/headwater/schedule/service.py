@@ -16,7 +16,7 @@ from headwater.project import Project
 from headwater.schedule import worker
 from headwater.schedule.scheduler import RunEvent, Scheduler, files_sources
 from headwater.schedule.triggers import Clock
-from headwater.schedule.watch import FolderEvents, Poller
+from headwater.schedule.watch import Fingerprint, FolderEvents, Poller
 from headwater.sources.files import FilesSourceReader
 from headwater.state import ledger
 from headwater.state.db import StateDB
@@ -56,6 +56,7 @@ class Service:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watchers: list[Poller | FolderEvents] = []
+        self._dbs: list[StateDB] = []
         self._listener: logging.handlers.QueueListener | None = None
 
     def start(self) -> None:
@@ -89,36 +90,34 @@ class Service:
     def _watch(self, project: Project) -> None:
         name = project.config.name
         sources = files_sources(project)
-        db = StateDB.open(project.state_url)
-        try:
-            for index, (_, trigger) in enumerate(self.scheduler.pipelines[name].files):
-                self._watch_source(project, index, trigger, sources, db)
-        finally:
-            db.dispose()
+        for index, (_, trigger) in enumerate(self.scheduler.pipelines[name].files):
+            self._watch_source(project, index, trigger, sources)
 
     def _watch_source(
-        self,
-        project: Project,
-        index: int,
-        trigger: FilesTrigger,
-        sources: dict[str, Any],
-        db: StateDB,
+        self, project: Project, index: int, trigger: FilesTrigger, sources: dict[str, Any]
     ) -> None:
         name = project.config.name
         reader = FilesSourceReader(
             trigger.files, sources[trigger.files], project.root, project.config.lake.s3
         )
+        db = StateDB.open(project.state_url)
+        self._dbs.append(db)
 
         def arrived(names: set[str]) -> None:
             self.scheduler.arrived(name, index, names)
 
+        def landed() -> set[Fingerprint]:
+            return ledger.seen_files(db, trigger.files)
+
         label = f"{name}.{trigger.files}"
-        seen = ledger.seen_files(db, trigger.files)
-        poller = Poller(label, reader.discover, seen, trigger.poll_seconds, arrived)
+        events = None
         if reader.url is None and trigger.events:
             events = FolderEvents(label, reader.folder, sources[trigger.files].glob, arrived)
             if events.start():
                 self._watchers.append(events)
+            else:
+                events = None
+        poller = Poller(label, reader.discover, landed, trigger.poll_seconds, arrived, events)
         poller.start()
         self._watchers.append(poller)
 
@@ -149,7 +148,11 @@ class Service:
             thread.join(timeout=10)
         for watcher in self._watchers:
             watcher.stop()
+        for db in self._dbs:
+            db.dispose()
         self.scheduler.stop_runs(grace)
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
+        self._queue.close()
+        self._queue.join_thread()

@@ -1,18 +1,21 @@
 """File arrival: filesystem events on a local folder, and listing (local or `s3://`) as the
 fallback and for object stores.
 
-A `Poller` lists the source every `poll_seconds` and reports names that are new or changed
-since its last listing. Its first listing is compared with the file ledger instead, so files
-that arrived while nothing was watching are reported at start. A `FolderEvents` watcher
-reports names as the operating system announces them (inotify on Linux), which is what
-keeps the time from a file landing to its run under a second or two; polling stays on
-underneath it, since events can be missed (network filesystems, a folder created late).
+A `Poller` lists the source every `poll_seconds` and reports files (name, size, modified
+time) that the file ledger does not know, each once: files that arrived while nothing was
+watching are reported at start, and a file a run already landed is not reported again.
+A `FolderEvents` watcher reports names as the operating system announces them (inotify on
+Linux), which is what keeps the time from a file landing to its run under a second;
+polling stays on underneath it, since events can be missed (network filesystems, a folder
+created late), but skips names the events reported lately: their run is on its way, and
+reporting them again would only make an empty second run.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from headwater.sources.listing import glob_regex
 log = logging.getLogger("headwater.schedule")
 
 Arrivals = Callable[[set[str]], None]
+EVENTS_GRACE = 60.0  # seconds: polling leaves names the events reported within this to them
 Fingerprint = tuple[str, int, Any]
 
 
@@ -32,19 +36,22 @@ def fingerprint(found: Discovered) -> Fingerprint:
 
 
 class Poller:
-    """Lists one source on a thread; reports what is new since the last listing."""
+    """Lists one source on a thread; reports files the ledger does not know, once each."""
 
     def __init__(
         self,
         label: str,
         listing: Callable[[], list[Discovered]],
-        seen: set[Fingerprint],
+        landed: Callable[[], set[Fingerprint]],
         interval: float,
         on_arrival: Arrivals,
+        events: FolderEvents | None = None,
     ) -> None:
         self.label = label
         self.listing = listing
-        self.known: set[Fingerprint] = set(seen)
+        self.landed = landed
+        self.events = events
+        self.reported: set[Fingerprint] = set()
         self.interval = interval
         self.on_arrival = on_arrival
         self._stop = threading.Event()
@@ -71,9 +78,13 @@ class Poller:
             log.info("listing %s works again", self.label)
             self._failing = False
         current = {fingerprint(d) for d in listing}
-        new = {f[0] for f in current - self.known}
-        self.known = current
-        return new
+        fresh = current - self.reported
+        if fresh:
+            # Files already landed (by a run the events triggered) are not news.
+            fresh -= self.landed()
+        self.reported = (self.reported & current) | fresh
+        recent = self.events.recent(EVENTS_GRACE) if self.events is not None else set()
+        return {f[0] for f in fresh} - recent
 
     def _loop(self) -> None:
         while True:
@@ -94,6 +105,20 @@ class FolderEvents:
         self.recursive = "/" in glob
         self.on_arrival = on_arrival
         self._observer: Any = None
+        self._reported: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def report(self, name: str) -> None:
+        with self._lock:
+            self._reported[name] = time.monotonic()
+        self.on_arrival({name})
+
+    def recent(self, within: float) -> set[str]:
+        """Names reported in the last `within` seconds."""
+        since = time.monotonic() - within
+        with self._lock:
+            self._reported = {n: t for n, t in self._reported.items() if t >= since}
+            return set(self._reported)
 
     def start(self) -> bool:
         """Start watching; False when events are unavailable (then polling alone serves)."""
@@ -114,7 +139,7 @@ class FolderEvents:
                 path = event.dest_path if event.event_type == "moved" else event.src_path
                 name = watcher.name_of(str(path))
                 if name is not None:
-                    watcher.on_arrival({name})
+                    watcher.report(name)
 
         if not self.folder.is_dir():
             log.warning(
