@@ -95,4 +95,4 @@ def warehouse_snapshot(root: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.totesys"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.totesys", "tests.fixtures.receivers"]

@@ -21,7 +21,7 @@ import re
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, SecretStr, Tag, field_validator
+from pydantic import Discriminator, Field, SecretStr, Tag, field_validator, model_validator
 
 from headwater.config_base import Strict
 
@@ -199,6 +199,12 @@ class AlertsConfig(Strict):
     )
     staleness: list[StalenessRule] = []
     daily_summary: DailySummary | None = None
+
+    @model_validator(mode="after")
+    def _summary_needs_email(self) -> AlertsConfig:
+        if self.daily_summary is not None and self.email is None:
+            raise ValueError("alerts.daily_summary is sent by email: it needs alerts.email")
+        return self
 
 
 # ------------------------------------------------------------------- logging

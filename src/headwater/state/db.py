@@ -100,6 +100,7 @@ alerts = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # open | closed
     sa.Column("opened_at", sa.DateTime, nullable=False),
     sa.Column("last_sent_at", sa.DateTime),
+    sa.Column("last_seen_at", sa.DateTime),  # when the cause last occurred (run, deadline)
     sa.Column("sent", sa.Integer, nullable=False, default=0),
     sa.Column("suppressed", sa.Integer, nullable=False, default=0),
     sa.Column("closed_at", sa.DateTime),
@@ -162,6 +163,7 @@ class StateDB:
     def migrate(self) -> None:
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
             with self.engine.begin() as conn:
                 row = conn.execute(
                     sa.select(meta.c.value).where(meta.c.key == "schema_version")
@@ -181,6 +183,25 @@ class StateDB:
             ) from None
         except SQLAlchemyError as exc:
             raise StateError(f"cannot prepare state database {redact(self.url)}: {exc}") from None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to a table after a database was created (always nullable ones)."""
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise StateError(
+                        f"state database {redact(self.url)}: table {table.name} lacks the "
+                        f"required column {column.name}; upgrade by hand or start a new state"
+                    )
+                kind = column.type.compile(dialect=self.engine.dialect)
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                    )
 
     def dispose(self) -> None:
         self.engine.dispose()
