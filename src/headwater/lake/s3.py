@@ -29,9 +29,10 @@ from headwater.config import S3Options
 from headwater.errors import (
     ConfigError,
     LakeError,
+    LakeUnavailableError,
     ObjectExistsError,
     SourceError,
-    TransientError,
+    transient_message,
 )
 from headwater.sql import literal
 
@@ -155,21 +156,41 @@ def split_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
+# Network failures: the endpoint unreachable, a connect or read timeout, a connection
+# closed mid-answer. A TLS error is one only when its message says so (a certificate
+# that does not verify stays terminal).
+NETWORK_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+)
+
+
 def translate(exc: Exception, what: str) -> Exception:
-    """A boto error as a headwater error: throttling and 5xx are transient."""
+    """A boto error as a headwater error: unreachable, timeouts, throttling and 5xx are transient.
+
+    Transient ones are `LakeUnavailableError`s; callers outside the lake (a `files`
+    source on S3, the Redshift staging) re-raise them as their own transient class.
+    """
     if isinstance(exc, botocore.exceptions.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in TRANSIENT_CODES or status >= 500:
-            return TransientError(f"{what}: S3 answered {code} ({status}); try again")
+            return LakeUnavailableError(f"{what}: S3 answered {code} ({status}); try again")
         return LakeError(f"{what}: S3 refused: {code} {exc.response['Error'].get('Message', '')}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return ConfigError(
             f"{what}: no AWS credentials (set lake.s3.access_key_id, AWS_ACCESS_KEY_ID "
             "or a profile)"
         )
+    if isinstance(exc, botocore.exceptions.SSLError):
+        if transient_message(str(exc)):
+            return LakeUnavailableError(f"{what}: cannot reach S3: {exc}")
+        return LakeError(f"{what}: TLS failed: {exc}")
+    if isinstance(exc, NETWORK_ERRORS):
+        return LakeUnavailableError(f"{what}: cannot reach S3: {exc}")
     if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return TransientError(f"{what}: cannot reach S3: {exc}")
+        return LakeError(f"{what}: {exc}")
     return exc
 
 
@@ -239,6 +260,8 @@ class S3Store:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise translate(exc, f"head {self.uri(key)}") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise translate(exc, f"head {self.uri(key)}") from None
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -246,6 +269,8 @@ class S3Store:
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 raise LakeError(f"lake key {key!r} not found in {self.url}") from None
+            raise translate(exc, f"get {self.uri(key)}") from None
+        except botocore.exceptions.BotoCoreError as exc:
             raise translate(exc, f"get {self.uri(key)}") from None
         body: BinaryIO = response["Body"]
         return body
@@ -258,7 +283,7 @@ class S3Store:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
                 for item in page.get("Contents", []):
                     yield str(item["Key"])[strip:]
-        except botocore.exceptions.ClientError as exc:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise translate(exc, f"list {self.uri(prefix or '.')}") from None
 
     def writable_uri(self, key: str) -> str:
@@ -284,5 +309,5 @@ class S3Store:
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]}
                 )
-            except botocore.exceptions.ClientError as exc:
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
                 raise translate(exc, f"delete under {self.uri(prefix)}") from None

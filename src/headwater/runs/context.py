@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from headwater.config_schedule import RetryConfig
 from headwater.lake.quarantine import QuarantineZone
 from headwater.lake.store import Store
 from headwater.lake.tables import Tables
@@ -16,6 +17,7 @@ from headwater.models.engine import Engine
 from headwater.project import Project
 from headwater.quality.pii import LeakSample
 from headwater.runs.progress import Progress
+from headwater.runs.retry import Retrier
 from headwater.runs.summary import RunSummary
 from headwater.sources.base import Source
 from headwater.sources.sql import SqlSourceReader, SqlTablePlan
@@ -42,6 +44,12 @@ class RunContext:
     sql_sources: dict[str, SqlSourceReader] = field(default_factory=dict)
     sql_plans: dict[str, dict[str, SqlTablePlan]] = field(default_factory=dict)
     full_refresh: frozenset[str] = frozenset()  # tables to extract whole this run
+    only_sources: frozenset[str] | None = None  # extract only these sources (None: all)
+    retrier: Retrier = field(default_factory=lambda: Retrier(RetryConfig()))
+
+    def extracts(self, source: str) -> bool:
+        """Whether this run extracts `source` (`headwater run --source` may restrict it)."""
+        return self.only_sources is None or source in self.only_sources
 
 
 class Step:

@@ -10,6 +10,16 @@ unreferenced raw objects that no later step reads, never a half-known file.
 New files are grouped into batches of at most `engine.batch_mb`: each batch
 is staged, transformed and committed on its own, so memory does not grow
 with the amount of input a run finds.
+
+Extracting a `files` source is retried as a whole on a transient error
+(an S3 listing or fetch that timed out or answered 5xx, a lake put that
+did). That is safe to repeat: nothing reaches the ledger before every file
+of the source is landed, so a retry starts from the same ledger; the files a
+failed attempt already landed are found under their put-once keys (which
+carry the run id, so only this run can have written them) with the same
+content hash and taken as landed, not written twice. `sql` sources are
+retried per table (`extract_sql`). `headwater run --source` restricts which
+sources are extracted; pending batches of the others are still processed.
 """
 
 from __future__ import annotations
@@ -18,10 +28,10 @@ import hashlib
 from dataclasses import dataclass
 
 from headwater.errors import SourceError
-from headwater.lake.raw import land_file, read_for_landing
+from headwater.lake.raw import read_for_landing
 from headwater.parallel import ordered_parallel
 from headwater.runs.context import RunContext, step
-from headwater.runs.extract_sql import extract_sql
+from headwater.runs.extract_sql import extract_sql, land_once
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered, Source
@@ -48,10 +58,19 @@ class _Batches:
         self.limit = limit
         self.size = 0
         self.current: int | None = None
+        self.source_start = self.next_id
 
     def start(self) -> None:
         """Each source starts its own batch."""
         self.current = None
+        self.size = 0
+        self.source_start = self.next_id
+
+    def restart(self) -> None:
+        """A retried source gets the batch ids its failed attempt took (and never recorded)."""
+        self.next_id = self.source_start
+        self.current = None
+        self.size = 0
 
     def assign(self, size: int) -> int:
         if self.current is None or (self.size and self.size + size > self.limit):
@@ -68,12 +87,22 @@ class _Batches:
 def extract(ctx: RunContext) -> None:
     batches = _Batches(ctx.run_id, ctx.project.config.engine.batch_mb << 20)
     for name, source in ctx.sources.items():
+        if not ctx.extracts(name):
+            continue
         with step(ctx, "extract", name) as record:
             batches.start()
-            _extract_source(ctx, name, source, batches)
+
+            def attempt(name: str = name, source: Source = source) -> None:
+                batches.restart()
+                ctx.summary.sources[name] = SourceSummary()  # counts of this attempt only
+                _extract_source(ctx, name, source, batches)
+
+            ctx.retrier.call(attempt, "extract", name)
             found = ctx.summary.sources[name]
             record.rows_in, record.rows_out = found.files_found, found.files_new
     for name, reader in ctx.sql_sources.items():
+        if not ctx.extracts(name):
+            continue
         with step(ctx, "extract", name) as record:
             batches.start()
             extract_sql(ctx, name, reader, batches)
@@ -100,7 +129,7 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
                 summary.duplicates.append({"file": read.item.name, "same_content_as": first})
                 continue
             known[read.sha256] = read.item.name
-            raw = land_file(
+            raw = land_once(
                 ctx.store, name, ctx.run_id, read.item.name, read.item.path, read.sha256, read.data
             )
             entries.append(

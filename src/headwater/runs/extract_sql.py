@@ -7,15 +7,29 @@ put-once key `raw/<source>/run=<run id>/<table>.parquet`. A file whose bytes
 were landed before (nothing changed since) is skipped. The ledger records
 the landed files in one transaction; only then do the watermarks move, so a
 crash never advances a watermark past rows the lake does not hold.
+
+Transient errors (the database refused or dropped a connection, timed out,
+a deadlock) are retried: reading the catalog as one step, then each table on
+its own, with a new connection after a failure. A retried table is safe to
+repeat: nothing of it reaches the ledger or the watermarks until every table
+is done, and if the failed attempt got as far as landing its file (a put
+whose answer was lost), the retry finds the same bytes under the same key
+and takes them as landed (`land_once`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from functools import partial
+from pathlib import Path
 from typing import Protocol
 
-from headwater.lake.raw import land_file
+import duckdb
+
+from headwater.errors import ObjectExistsError, SourceError
+from headwater.lake.raw import RawObject, land_file, raw_key
+from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
@@ -42,11 +56,44 @@ def table_file(table: str) -> str:
     return f"{table}.parquet"
 
 
+def land_once(
+    store: Store,
+    source: str,
+    run_id: int,
+    relative_name: str,
+    path: Path | None,
+    sha256: str,
+    data: bytes | None = None,
+) -> RawObject:
+    """`land_file`, accepting the object an earlier attempt of this run landed with these bytes.
+
+    Raw keys carry the run id, so a key that exists was written by this run: by a
+    failed attempt of the same step. Same content hash: it is the same landing.
+    Other bytes (the file changed between the attempts): a terminal error; the
+    next run lands the new bytes under its own run id.
+    """
+    try:
+        return land_file(store, source, run_id, relative_name, path, sha256, data)
+    except ObjectExistsError:
+        key = raw_key(source, run_id, relative_name)
+        digest, size = hashlib.sha256(), 0
+        with store.open(key) as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        if digest.hexdigest() != sha256:
+            raise SourceError(
+                f"source {source!r}: {relative_name} changed between two attempts of this run "
+                f"(lake key {key!r} holds other bytes); the next run lands the new version"
+            ) from None
+        return RawObject(key=key, sha256=sha256, size=size)
+
+
 def extract_sql(
     ctx: RunContext, name: str, reader: SqlSourceReader, batches: BatchAssigner
 ) -> None:
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
-    plans = reader.plan()
+    plans = ctx.retrier.call(reader.plan, "extract", name)
     ctx.sql_plans[name] = {p.lake_name: p for p in plans}
     summary.files_found = len(plans)
     marks = watermarks.get(ctx.db, name)
@@ -55,12 +102,26 @@ def extract_sql(
     scratch.mkdir(parents=True, exist_ok=True)
     entries: list[ledger.LedgerEntry] = []
     moved: dict[str, str] = {}
-    conn = reader.connect()
+    conn: duckdb.DuckDBPyConnection | None = None
+
+    def attempt(table: SqlTablePlan) -> tuple[ledger.LedgerEntry | None, str | None]:
+        nonlocal conn
+        if conn is None:
+            conn = reader.connect()
+        try:
+            return _extract_table(ctx, name, reader, conn, table, marks, known, batches)
+        except Exception:
+            conn.close()  # it may be broken: the next attempt connects again
+            conn = None
+            raise
+
     try:
         with ctx.progress.task(f"extract {name}", len(plans)) as task:
             for table in plans:
                 task.advance()
-                entry, mark = _extract_table(ctx, name, reader, conn, table, marks, known, batches)
+                entry, mark = ctx.retrier.call(
+                    partial(attempt, table), "extract", f"{name}.{table.name}"
+                )
                 if entry is not None:
                     entries.append(entry)
                     if len(entries) == 1:
@@ -68,7 +129,8 @@ def extract_sql(
                 if mark is not None and newer(mark, marks.get(table.name)):
                     moved[table.name] = mark
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
         shutil.rmtree(scratch, ignore_errors=True)
     ledger.record_landed(ctx.db, entries)
     checkpoint("extract.after_ledger")
@@ -82,7 +144,7 @@ def _extract_table(
     ctx: RunContext,
     name: str,
     reader: SqlSourceReader,
-    conn: object,
+    conn: duckdb.DuckDBPyConnection,
     table: SqlTablePlan,
     marks: dict[str, str],
     known: dict[str, str],
@@ -92,7 +154,7 @@ def _extract_table(
     full = table.name in ctx.full_refresh or table.lake_name in ctx.full_refresh
     since = None if full or table.cursor is None else marks.get(table.name)
     out = ctx.project.tmp_dir / f"run-{ctx.run_id}" / "extract" / name / table_file(table.name)
-    got = reader.extract(conn, table, since, out)  # type: ignore[arg-type]
+    got = reader.extract(conn, table, since, out)
     if got.rows == 0:
         summary.files_unchanged += 1
         return None, None
@@ -110,8 +172,8 @@ def _extract_table(
     if sha in known:
         summary.files_unchanged += 1  # the same rows as an earlier extract: nothing new
         return None, got.max_cursor
-    known[sha] = table_file(table.name)
-    raw = land_file(ctx.store, name, ctx.run_id, table_file(table.name), None, sha, data)
+    raw = land_once(ctx.store, name, ctx.run_id, table_file(table.name), None, sha, data)
+    known[sha] = table_file(table.name)  # only once landed: a retried attempt lands it again
     entry = ledger.LedgerEntry(
         source=name,
         content_hash=sha,

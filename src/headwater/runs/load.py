@@ -5,15 +5,25 @@ the warehouse and is updated in the load's own transaction. Only rows with a
 newer `_batch` are read; `table` models are replaced whole when their
 snapshot changed. With nothing new, the warehouse is not even opened for
 writing, so a rerun changes nothing.
+
+A transient error (the warehouse unreachable, a dropped connection, a lock
+not granted in time, a deadlock) is retried from the start: the watermarks
+are read again and the items rebuilt. That is safe because a load is one
+transaction that moves the watermarks with the rows: a failed attempt
+changed nothing, and if its COMMIT went through before the error (an answer
+lost on the way back), the retry finds the new watermarks and loads only
+what is still missing, which is nothing.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from headwater.errors import HeadwaterError
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.warehouse import TARGETS
-from headwater.warehouse.base import LoadItem, LoadMode
+from headwater.warehouse.base import LoadItem, LoadMode, LoadResult, Target
 
 
 def load(ctx: RunContext) -> bool:
@@ -23,11 +33,32 @@ def load(ctx: RunContext) -> bool:
     summary.target = config.type
     summary.location = target.location
     try:
-        marks = target.watermarks()
+        results = ctx.retrier.call(partial(_load_once, ctx, target), "load", config.type)
     except HeadwaterError as exc:
         summary.status = "failed"
         summary.error = str(exc)
         return False
+    if results is None:
+        summary.status = "unchanged"
+        return True
+    checkpoint("load.after_commit")
+    summary.status = "loaded"
+    for r in results:
+        summary.tables[r.table] = {
+            "mode": r.mode,
+            "rows_loaded": r.rows_loaded,
+            "rows_in_table": r.rows_in_table,
+            "columns_added": r.columns_added,
+        }
+    return True
+
+
+def _load_once(ctx: RunContext, target: Target) -> list[LoadResult] | None:
+    """One attempt: what is new since the warehouse's watermarks, in one transaction.
+
+    None when there is nothing to load (the warehouse is not opened for writing).
+    """
+    marks = target.watermarks()
     items: list[LoadItem] = []
     for name in ctx.dag.order:
         model = ctx.dag.models[name]
@@ -60,22 +91,6 @@ def load(ctx: RunContext) -> bool:
         )
     items = [i for i in items if i.files]
     if not items:
-        summary.status = "unchanged"
-        return True
-    try:
-        with ctx.progress.task("load warehouse", None):
-            results = target.load(items, ctx.run_id, lambda: checkpoint("load.before_commit"))
-    except HeadwaterError as exc:
-        summary.status = "failed"
-        summary.error = str(exc)
-        return False
-    checkpoint("load.after_commit")
-    summary.status = "loaded"
-    for r in results:
-        summary.tables[r.table] = {
-            "mode": r.mode,
-            "rows_loaded": r.rows_loaded,
-            "rows_in_table": r.rows_in_table,
-            "columns_added": r.columns_added,
-        }
-    return True
+        return None
+    with ctx.progress.task("load warehouse", None):
+        return target.load(items, ctx.run_id, lambda: checkpoint("load.before_commit"))

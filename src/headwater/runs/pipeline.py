@@ -7,19 +7,29 @@ DAG, source folders, the PII secret) without touching any data: a
 Batches are processed oldest first. A batch is the set of files one run
 landed; a batch left pending by a crashed or failed run is finished by the
 next run before newer ones, so models see their input in arrival order.
+
+Steps that talk to other systems (extracting each source, or each table of a
+`sql` source, and the warehouse load) are retried on transient errors as
+`retries` in the project file says (`runs/retry.py`); every failed attempt is
+in the summary's `attempts`. `sources` restricts which sources are extracted;
+staging, models and the load run as always, so pending batches of the other
+sources are still processed.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 import traceback
+from collections.abc import Callable
 
 from headwater.config import SqlSource
 from headwater.errors import ConfigError, HeadwaterError
 from headwater.lake.quarantine import QuarantineZone
 from headwater.lake.tables import Tables, scan_sql
 from headwater.models.engine import Engine
+from headwater.observe.logs import bind_run
 from headwater.project import Project
 from headwater.quality import pii
 from headwater.runs.context import RunContext, step
@@ -28,6 +38,7 @@ from headwater.runs.load import load
 from headwater.runs.lock import run_lock
 from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
+from headwater.runs.retry import Attempt, Retrier
 from headwater.runs.stage import sample_batch, stage_batch
 from headwater.runs.stage_sql import stage_sql_batch
 from headwater.runs.summary import RunSummary, SourceSummary
@@ -45,45 +56,92 @@ def run(
     trigger: str = "manual",
     progress: Progress | None = None,
     full_refresh: frozenset[str] = frozenset(),
+    sources: frozenset[str] | None = None,
+    retry_sleep: Callable[[float], None] = time.sleep,
 ) -> RunSummary:
     """Run the project once. Config errors raise before anything is touched.
 
     `full_refresh` names sql-source tables to extract whole, ignoring their watermark.
+    `sources` names the sources to extract (None: all of them). `retry_sleep` waits
+    between attempts of a retried step (a scheduler may pass one that a shutdown cuts short).
     """
     the_plan = plan(project)
-    sql = [c for c in project.config.sources.values() if isinstance(c, SqlSource)]
+    configured = project.config.sources
+    if sources is not None:
+        unknown_sources = sorted(sources - set(configured))
+        if unknown_sources:
+            raise ConfigError(
+                f"source to extract {unknown_sources[0]!r}: no source of that name in "
+                f"{project.file} (sources: {', '.join(sorted(configured)) or 'none'})"
+            )
+    sql = [
+        c
+        for n, c in configured.items()
+        if isinstance(c, SqlSource) and (sources is None or n in sources)
+    ]
     known = {t for c in sql for t in (*c.tables, *(c.prefix + t for t in c.tables))}
     unknown = sorted(full_refresh - known)
     if unknown and (not sql or not any(c.discovers for c in sql)):
-        raise ConfigError(f"--full-refresh {unknown[0]}: no sql source has a table of that name")
+        raise ConfigError(
+            f"--full-refresh {unknown[0]}: no sql source "
+            + ("" if sources is None else "extracted by this run ")
+            + "has a table of that name"
+        )
     progress = progress or Silent()
     with run_lock(project.home, project.state_url, project.config.name):
         db = StateDB.open(project.state_url)
         try:
             recovered = abandon_stale_runs(db)
             run_id = start_run(db, trigger)
-            summary = RunSummary(run_id=run_id, project=project.config.name, started_at=utcnow())
-            summary.recovered_runs = recovered
-            error: str | None = None
-            try:
-                ok = _run(the_plan, db, run_id, progress, summary, full_refresh)
-                summary.status = "success" if ok else "failed"
-                if not ok:
-                    error = _first_error(summary)
-            except HeadwaterError as exc:
-                summary.status, error = "failed", str(exc)
-            except Exception as exc:  # a bug: record it, then let it surface
-                summary.status, error = "failed", f"internal error: {exc!r}"
-                summary.error = error
-                summary.finished_at = utcnow()
-                finish_run(db, run_id, "failed", summary.to_json(), traceback.format_exc())
-                raise
-            summary.error = error
-            summary.finished_at = utcnow()
-            finish_run(db, run_id, summary.status, summary.to_json(), error)
-            return summary
+            with bind_run(run_id, project.config.name):
+                summary = RunSummary(
+                    run_id=run_id, project=project.config.name, started_at=utcnow()
+                )
+                summary.recovered_runs = recovered
+                summary.only_sources = None if sources is None else sorted(sources)
+                retrier = Retrier(
+                    project.config.retries, _record_attempt(summary), sleep=retry_sleep
+                )
+                return _record(the_plan, db, run_id, progress, summary, full_refresh, retrier)
         finally:
             db.dispose()
+
+
+def _record_attempt(summary: RunSummary) -> Callable[[Attempt], None]:
+    def record(attempt: Attempt) -> None:
+        summary.attempts.append(attempt.to_json())
+
+    return record
+
+
+def _record(
+    the_plan: Plan,
+    db: StateDB,
+    run_id: int,
+    progress: Progress,
+    summary: RunSummary,
+    full_refresh: frozenset[str],
+    retrier: Retrier,
+) -> RunSummary:
+    """Run, then record the outcome in the state database (a bug is recorded, then raised)."""
+    error: str | None = None
+    try:
+        ok = _run(the_plan, db, run_id, progress, summary, full_refresh, retrier)
+        summary.status = "success" if ok else "failed"
+        if not ok:
+            error = _first_error(summary)
+    except HeadwaterError as exc:
+        summary.status, error = "failed", str(exc)
+    except Exception as exc:  # a bug: record it, then let it surface
+        summary.status, error = "failed", f"internal error: {exc!r}"
+        summary.error = error
+        summary.finished_at = utcnow()
+        finish_run(db, run_id, "failed", summary.to_json(), traceback.format_exc())
+        raise
+    summary.error = error
+    summary.finished_at = utcnow()
+    finish_run(db, run_id, summary.status, summary.to_json(), error)
+    return summary
 
 
 def _first_error(summary: RunSummary) -> str:
@@ -102,6 +160,7 @@ def _run(
     progress: Progress,
     summary: RunSummary,
     full_refresh: frozenset[str],
+    retrier: Retrier,
 ) -> bool:
     project = the_plan.project
     store = project.open_store()
@@ -125,6 +184,8 @@ def _run(
         leak_samples={},
         sql_sources=the_plan.sql_sources,
         full_refresh=full_refresh,
+        only_sources=None if summary.only_sources is None else frozenset(summary.only_sources),
+        retrier=retrier,
     )
     for name in [*the_plan.sources, *the_plan.sql_sources]:
         summary.sources.setdefault(name, SourceSummary())

@@ -72,6 +72,8 @@ class RunSummary:
     finished_at: dt.datetime | None = None
     batches: list[int] = field(default_factory=list)
     recovered_runs: list[int] = field(default_factory=list)
+    only_sources: list[str] | None = None  # the sources this run extracted, when not all
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # failed attempts of steps
     sources: dict[str, SourceSummary] = field(default_factory=dict)
     models: dict[str, ModelSummary] = field(default_factory=dict)
     warehouse: WarehouseSummary = field(default_factory=WarehouseSummary)
@@ -94,6 +96,8 @@ class RunSummary:
             else round((finished - self.started_at).total_seconds(), 3),
             "batches": self.batches,
             "recovered_runs": self.recovered_runs,
+            "only_sources": self.only_sources,
+            "attempts": self.attempts,
             "sources": {k: v.to_json() for k, v in self.sources.items()},
             "models": {k: v.to_json() for k, v in self.models.items()},
             "warehouse": asdict(self.warehouse),

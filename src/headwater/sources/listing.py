@@ -3,7 +3,10 @@
 Both listings apply the same glob to names relative to the source's root
 (`*` stays within a folder, `**/` spans any number of folders) and skip
 hidden names (any part starting with `.`). S3 objects are fetched whole when
-extracted; local files are read from disk.
+extracted; local files are read from disk. An S3 listing or fetch that could
+not reach the endpoint, timed out or got a 5xx / SlowDown answer raises
+`SourceUnavailableError` (transient: the pipeline retries the source); a
+refusal (no such bucket, access denied) raises `SourceError`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.config import S3Options
-from headwater.errors import SourceError
+from headwater.errors import ConfigError, SourceError, SourceUnavailableError, TransientError
 from headwater.sources.base import Discovered
 
 
@@ -71,15 +74,24 @@ def list_local(source: str, folder: Path, glob: str, path_key: str) -> list[Disc
     return found
 
 
-def _fetch(client: Any, bucket: str, key: str) -> bytes:
-    import botocore.exceptions
-
+def _s3_error(source: str, what: str, exc: Exception) -> Exception:
     from headwater.lake.s3 import translate
+
+    error = translate(exc, what)
+    if isinstance(error, TransientError):
+        return SourceUnavailableError(f"source {source!r}: {error}")
+    if isinstance(error, ConfigError):
+        return ConfigError(f"source {source!r}: {error}")
+    return SourceError(f"source {source!r}: {error}")
+
+
+def _fetch(source: str, client: Any, bucket: str, key: str) -> bytes:
+    import botocore.exceptions
 
     try:
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise translate(exc, f"s3://{bucket}/{key}") from None
+        raise _s3_error(source, f"cannot fetch s3://{bucket}/{key}", exc) from None
     return body
 
 
@@ -87,7 +99,7 @@ def list_s3(source: str, url: str, glob: str, options: S3Options) -> list[Discov
     """Objects under an `s3://bucket/prefix` matching the glob, oldest name order."""
     import botocore.exceptions
 
-    from headwater.lake.s3 import S3Settings, split_s3_url, translate
+    from headwater.lake.s3 import S3Settings, split_s3_url
 
     bucket, prefix = split_s3_url(url)
     client = S3Settings.resolve(options).client()
@@ -108,9 +120,9 @@ def list_s3(source: str, url: str, glob: str, options: S3Options) -> list[Discov
                         size=int(item["Size"]),
                         modified_at=item["LastModified"].astimezone(dt.UTC).replace(tzinfo=None),
                         location=f"s3://{bucket}/{key}",
-                        fetch=partial(_fetch, client, bucket, key),
+                        fetch=partial(_fetch, source, client, bucket, key),
                     )
                 )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise SourceError(f"source {source!r}: cannot list {url}: {translate(exc, url)}") from None
+        raise _s3_error(source, f"cannot list {url}", exc) from None
     return sorted(found, key=lambda d: d.name)

@@ -13,6 +13,15 @@ everything else in its exact type: numeric(10,2) stays decimal(10,2),
 timestamps keep their precision and zone, text dates stay text), ordered by
 the primary key so the same rows always give the same file, and filtered on
 the cursor column: `cursor >= watermark - overlap`.
+
+Driver errors become `SourceUnavailableError` (transient: the pipeline retries
+it) when the database may answer if asked again: connection refused, reset or
+closed, timed out, deadlock, serialization failure, too many connections, the
+server starting or shutting down (PostgreSQL SQLSTATE class 08 and the states
+in `TRANSIENT_SQLSTATES`; MySQL/MariaDB codes in `TRANSIENT_MYSQL_CODES`; the
+same conditions in the DuckDB scanners' messages). A failed login, a missing
+database, table or column, bad SQL stay `SourceError` (terminal). Messages
+name the source, the table and the URL with its password as `***`.
 """
 
 from __future__ import annotations
@@ -28,7 +37,12 @@ import sqlalchemy as sa
 
 from headwater import extensions
 from headwater.config import SqlSource
-from headwater.errors import SourceError, TransientError
+from headwater.errors import (
+    TERMINAL_MESSAGES,
+    SourceError,
+    SourceUnavailableError,
+    transient_message,
+)
 from headwater.lake.store import DUCKDB_SETTINGS
 from headwater.sql import literal, quote_ident
 from headwater.urls import redact, scrub
@@ -46,10 +60,33 @@ SA_DRIVERS = {
 DUCKDB_TYPES = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mysql"}
 DUCKDB_TYPES |= {"mariadb": "mysql", "sqlite": "sqlite"}
 SCANNERS = {"postgres": "postgres_scanner", "mysql": "mysql_scanner", "sqlite": "sqlite_scanner"}
+MESSAGE_LIMIT = 600  # characters of a driver's message kept in an error
+CONNECT_TIMEOUT = 10  # seconds to wait for a PostgreSQL server to accept a connection
+# PostgreSQL: serialization failure, deadlock, lock not available, admin/crash shutdown,
+# cannot connect now, too many connections, out of memory (and class 08, connection).
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300", "53200"}
+# MySQL/MariaDB: too many connections, shutdown in progress, lock wait timeout, deadlock,
+# can't connect (socket, TCP), server gone away, lost connection (twice), connection killed.
+TRANSIENT_MYSQL_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013, 2055, 1927}
 
 
-class SourceUnavailableError(TransientError):
-    """The source database did not answer; the run can be retried."""
+def driver_error_is_transient(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database error wrapped by SQLAlchemy may pass if the work is tried again."""
+    orig = exc.orig
+    text = str(orig).lower()
+    if any(t in text for t in TERMINAL_MESSAGES):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(orig, "sqlstate", None)  # psycopg
+    if isinstance(state, str) and state:
+        return state in TRANSIENT_SQLSTATES or state.startswith("08")
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # pymysql: (code, message)
+        return args[0] in TRANSIENT_MYSQL_CODES
+    # No state, no code (psycopg's connection failures): an OperationalError is about the
+    # server or the network, not the request.
+    return isinstance(exc, sa.exc.OperationalError) or transient_message(text)
 
 
 @dataclass(frozen=True)
@@ -97,9 +134,19 @@ class SqlSourceReader:
         rest = self.url.split("://", 1)[1]
         return f"{SA_DRIVERS[self.scheme]}://{rest}"
 
+    def _postgres(self) -> bool:
+        return DUCKDB_TYPES.get(self.scheme) == "postgres"
+
+    def _unavailable(self, what: str, message: str) -> SourceUnavailableError:
+        return SourceUnavailableError(
+            f"source {self.name!r}: {what} {redact(self.url)} (may succeed if retried): {message}"
+        )
+
     def plan(self) -> list[SqlTablePlan]:
         """The tables to extract, with their columns, keys and cursors, from the catalog."""
-        engine = sa.create_engine(self._sa_url())
+        params = "connect_timeout" not in self.url
+        args = {"connect_timeout": CONNECT_TIMEOUT} if self._postgres() and params else {}
+        engine = sa.create_engine(self._sa_url(), connect_args=args)
         try:
             inspector = sa.inspect(engine)
             schema = self.config.schema_name
@@ -122,9 +169,14 @@ class SqlSourceReader:
                     and not any(fnmatch.fnmatchcase(t, p) for p in self.config.exclude)
                 ]
             return [self._plan_table(inspector, t) for t in wanted]
-        except sa.exc.OperationalError as exc:
-            raise SourceUnavailableError(
-                f"source {self.name!r}: cannot reach {redact(self.url)}: {exc.orig}"
+        except sa.exc.DBAPIError as exc:
+            message = scrub(" ".join(str(exc.orig).split()), self.url)
+            if driver_error_is_transient(exc):
+                raise self._unavailable("cannot reach", message) from None
+            connecting = isinstance(exc, sa.exc.OperationalError)
+            what = "connect to" if connecting else "read the catalog of"
+            raise SourceError(
+                f"source {self.name!r}: cannot {what} {redact(self.url)}: {message}"
             ) from None
         finally:
             engine.dispose()
@@ -184,24 +236,41 @@ class SqlSourceReader:
         if kind is None:
             return conn  # Oracle, SQL Server: rows come through ConnectorX
         extensions.load(conn, SCANNERS[kind])
+        attach = self._attach_string(kind)
         try:
-            conn.execute(
-                f"ATTACH {literal(self._attach_string(kind))} AS src (TYPE {kind}, READ_ONLY)"
-            ).fetchall()
+            conn.execute(f"ATTACH {literal(attach)} AS src (TYPE {kind}, READ_ONLY)").fetchall()
         except duckdb.Error as exc:
             conn.close()
-            message = scrub(str(exc), self.url)
-            raise SourceUnavailableError(
+            message, transient = self._message(exc)
+            if transient:
+                raise self._unavailable("cannot attach", message) from None
+            raise SourceError(
                 f"source {self.name!r}: cannot attach {redact(self.url)}: {message}"
             ) from None
         return conn
+
+    def _message(self, exc: Exception) -> tuple[str, bool]:
+        """A driver's message on one line without the URL's password, and if it is transient."""
+        text = " ".join(str(exc).split())
+        kind = DUCKDB_TYPES.get(self.scheme)
+        if kind in ("postgres", "mysql"):  # the scanners quote the connection string
+            text = text.replace(self._attach_string(kind), redact(self.url))
+        text = scrub(text, self.url)
+        transient = transient_message(text)
+        if len(text) > MESSAGE_LIMIT:  # the scanners quote their whole catalog queries
+            half = MESSAGE_LIMIT // 2
+            text = f"{text[:half]} ... {text[-half:]}"
+        return text, transient
 
     def _attach_string(self, kind: str) -> str:
         if kind == "sqlite":
             return str(self.sqlite_path)
         parts = urlsplit(self.url)
         if kind == "postgres":
-            return "postgresql://" + self.url.split("://", 1)[1]
+            url = "postgresql://" + self.url.split("://", 1)[1]
+            if "connect_timeout" in url:
+                return url
+            return url + ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT}"
         fields = {
             "host": parts.hostname or "localhost",
             "port": str(parts.port or 3306),
@@ -286,7 +355,12 @@ class SqlSourceReader:
                 top = None if value is None else str(value)
             return Extracted(count, top)
         except duckdb.Error as exc:
-            message = scrub(str(exc), self.url)
+            message, transient = self._message(exc)
+            if transient:
+                raise SourceUnavailableError(
+                    f"source {self.name!r}, table {table.name!r}: extract failed (may succeed "
+                    f"if retried): {message}"
+                ) from None
             raise SourceError(
                 f"source {self.name!r}, table {table.name!r}: extract failed: {message}"
             ) from None
@@ -304,8 +378,10 @@ class SqlSourceReader:
         try:
             data: Any = connectorx.read_sql(self.url, sql, return_type="arrow")
         except Exception as exc:  # ConnectorX raises plain RuntimeErrors
-            raise SourceError(
-                f"source {self.name!r}, table {table.name!r}: extract failed: {exc}"
+            message, transient = self._message(exc)
+            kind = SourceUnavailableError if transient else SourceError
+            raise kind(
+                f"source {self.name!r}, table {table.name!r}: extract failed: {message}"
             ) from None
         conn.register("__hw_extract", data)
         try:

@@ -8,6 +8,12 @@ checked), so no deduplication is needed here. The load watermark of every
 table is written in the same transaction, so a crash leaves the warehouse and
 its watermarks unchanged, and a rerun loads exactly what is missing. New columns are added; a type
 change that is not a widening stops the load, naming table, column and types.
+
+The database file locked by another process (`Could not set lock on file`),
+or the lake on S3 answering 5xx or timing out while the rows are read, raise
+`WarehouseUnavailableError` (transient: the pipeline retries the load, which
+is safe since a rolled-back transaction changed nothing); other errors raise
+`WarehouseError`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from headwater.config import DuckDBWarehouseConfig, WarehouseConfig
-from headwater.errors import WarehouseError
+from headwater.errors import WarehouseError, WarehouseUnavailableError, transient_message
 from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
 from headwater.sql import literal, quote_ident
@@ -67,7 +73,8 @@ class DuckDBWarehouse:
                 self.store.configure_duckdb(conn)
             return conn
         except duckdb.Error as exc:
-            raise WarehouseError(f"warehouse {self.path}: cannot open: {exc}") from None
+            kind = WarehouseUnavailableError if transient_message(str(exc)) else WarehouseError
+            raise kind(f"warehouse {self.path}: cannot open: {exc}") from None
 
     def tables(self) -> list[str]:
         if not self.path.exists():
@@ -120,7 +127,8 @@ class DuckDBWarehouse:
             conn.execute("COMMIT").fetchall()
         except duckdb.Error as exc:
             conn.execute("ROLLBACK").fetchall()
-            raise WarehouseError(f"warehouse {self.path}: load rolled back: {exc}") from None
+            kind = WarehouseUnavailableError if transient_message(str(exc)) else WarehouseError
+            raise kind(f"warehouse {self.path}: load rolled back: {exc}") from None
         except BaseException:
             conn.execute("ROLLBACK").fetchall()
             raise

@@ -20,6 +20,12 @@ Loads into one schema are serialised by an advisory lock, and no lock is waited
 for longer than `lock_timeout`. New columns are added, widened types altered;
 any other type change stops the load. The URL's password never appears in
 `location` or in a message.
+
+An unreachable server, a dropped connection, a lock not granted within
+`lock_timeout`, a deadlock, a serialization failure or too many connections
+raise `WarehouseUnavailableError` (transient: the pipeline retries the load,
+which is safe since a failed transaction changed nothing); a failed login, a
+missing database or role, and everything else raise `WarehouseError`.
 """
 
 from __future__ import annotations
@@ -38,7 +44,13 @@ import psycopg
 
 from headwater import extensions
 from headwater.config import PostgresWarehouseConfig, WarehouseConfig
-from headwater.errors import HeadwaterError, TransientError, WarehouseError
+from headwater.errors import (
+    TERMINAL_MESSAGES,
+    HeadwaterError,
+    WarehouseError,
+    WarehouseUnavailableError,
+    transient_message,
+)
 from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
 from headwater.sql import literal, quote_ident
@@ -68,8 +80,10 @@ TRANSIENT_MESSAGE = re.compile(
 )
 
 
-class WarehouseUnavailableError(TransientError):
-    """The PostgreSQL server was unreachable, went away, or a lock was not granted in time."""
+def _terminal(text: str) -> bool:
+    """A failed login, a missing database or role: asking again gives the same answer."""
+    lower = text.lower()
+    return any(t in lower for t in TERMINAL_MESSAGES)
 
 
 def split_url(url: str) -> tuple[str, str, list[str]]:
@@ -191,9 +205,9 @@ class PostgresWarehouse:
                 client_encoding="UTF8",
             )
         except psycopg.Error as exc:
-            unavailable = isinstance(exc, psycopg.OperationalError)
-            kind = WarehouseUnavailableError if unavailable else WarehouseError
             text = self._scrub(_message(exc))
+            unavailable = isinstance(exc, psycopg.OperationalError) and not _terminal(text)
+            kind = WarehouseUnavailableError if unavailable else WarehouseError
             raise kind(f"warehouse {self.location}: cannot connect: {text}") from None
 
     @contextlib.contextmanager
@@ -243,7 +257,7 @@ class PostgresWarehouse:
     def _error(self, exc: duckdb.Error, table: str | None) -> HeadwaterError:
         where = f"warehouse {self.location}" + ("" if table is None else f", table {table!r}")
         text = self._scrub(_message(exc))
-        if TRANSIENT_MESSAGE.search(text):
+        if (TRANSIENT_MESSAGE.search(text) and not _terminal(text)) or transient_message(text):
             return WarehouseUnavailableError(
                 f"{where}: load rolled back (may succeed if retried): {text}"
             )
@@ -270,9 +284,11 @@ class PostgresWarehouse:
             duck.close()
             if not isinstance(exc, duckdb.Error):
                 raise
-            kind = WarehouseUnavailableError if attaching else WarehouseError
+            text = self._scrub(_message(exc))
+            unavailable = attaching and not _terminal(text)
+            kind = WarehouseUnavailableError if unavailable else WarehouseError
             what = "cannot connect" if attaching else "cannot set up DuckDB"
-            raise kind(f"warehouse {self.location}: {what}: {self._scrub(_message(exc))}") from None
+            raise kind(f"warehouse {self.location}: {what}: {text}") from None
 
     def load(
         self, items: list[LoadItem], run_id: int, before_commit: Callable[[], None]

@@ -30,7 +30,14 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from headwater.config import RedshiftWarehouseConfig, WarehouseConfig
-from headwater.errors import ConfigError, HeadwaterError, TransientError, WarehouseError
+from headwater.errors import (
+    TERMINAL_MESSAGES,
+    ConfigError,
+    HeadwaterError,
+    WarehouseError,
+    WarehouseUnavailableError,
+    transient_message,
+)
 from headwater.lake.s3 import S3Settings, split_s3_url, translate
 from headwater.lake.store import DUCKDB_SETTINGS, Store
 from headwater.lake.tables import scan_sql
@@ -60,8 +67,12 @@ DEFAULT_PORT = 5439
 STAGE_FILE_SIZE = "256MB"  # staged Parquet is split into files of about this size
 
 
-class WarehouseUnavailableError(TransientError):
-    """The Redshift cluster did not answer, or dropped the connection; try again later."""
+def _unavailable(exc: psycopg.Error, text: str) -> bool:
+    """An OperationalError that is not a failed login or a missing database: try again."""
+    lower = text.lower()
+    if any(t in lower for t in TERMINAL_MESSAGES):
+        return False
+    return isinstance(exc, psycopg.OperationalError) or transient_message(text)
 
 
 class SqlConnection(Protocol):
@@ -194,8 +205,9 @@ class RedshiftWarehouse:
         return message
 
     def _fail(self, exc: psycopg.Error, what: str, then: str = "") -> NoReturn:
-        message = f"redshift {self.location}: {what}: {self._scrub(exc)}{then}"
-        if isinstance(exc, psycopg.OperationalError):
+        text = self._scrub(exc)
+        message = f"redshift {self.location}: {what}: {text}{then}"
+        if _unavailable(exc, text):
             raise WarehouseUnavailableError(message) from None
         raise WarehouseError(message) from None
 
@@ -203,9 +215,9 @@ class RedshiftWarehouse:
         try:
             return self._connect_to()
         except psycopg.Error as exc:
-            raise WarehouseUnavailableError(
-                f"redshift {self.location}: cannot connect: {self._scrub(exc)}"
-            ) from None
+            text = self._scrub(exc)
+            kind = WarehouseUnavailableError if _unavailable(exc, text) else WarehouseError
+            raise kind(f"redshift {self.location}: cannot connect: {text}") from None
 
     def _query(self, conn: SqlConnection, sql: str, then: str = "") -> list[tuple[Any, ...]]:
         try:
@@ -298,7 +310,8 @@ class RedshiftWarehouse:
                 "RETURN_FILES true)"
             ).fetchall()
         except duckdb.Error as exc:
-            raise WarehouseError(
+            kind = WarehouseUnavailableError if transient_message(str(exc)) else WarehouseError
+            raise kind(
                 f"redshift {self.location}: table {item.table!r}: staging to {url} failed: {exc}"
             ) from None
         finally:
