@@ -424,3 +424,48 @@ def test_golden_shop(tmp_path: Path) -> None:
     assert third.batches == []
     for table, rows in GOLDEN.items():
         assert warehouse(root, f"select * from {table} order by all") == rows, table
+
+
+TWO_SOURCES_YAML = """\
+name: t
+sources:
+  a:
+    kind: files
+    path: inbox
+    glob: "a_*.csv"
+    csv: {columns: [id, name, amount], header: false}
+  b:
+    kind: files
+    path: inbox
+    glob: "b_*.csv"
+    csv: {columns: [id, name, amount], header: false}
+"""
+
+
+def test_a_model_on_a_source_that_never_delivered_waits(tmp_path: Path) -> None:
+    """Source b has no file yet: models on it wait, the rest commit, the run succeeds;
+    once b delivers, the waiting table model catches up from full state."""
+    root = tiny_project(
+        tmp_path / "p",
+        {
+            "only_a": model("select cast(id as integer) as id from a", publish=True),
+            "joined": model(
+                "select cast(a.id as integer) as id, b.name from a join b using (id)",
+                publish=True,
+            ),
+            "after_joined": model("select count(*) as n from joined", publish=True),
+        },
+        {"a_1.csv": "1,x,10\n2,y,20\n"},
+        yaml_text=TWO_SOURCES_YAML,
+    )
+    first = run_ok(root)
+    assert first.models["only_a"].status == "committed"
+    assert first.models["joined"].status == "waiting"
+    assert first.models["joined"].error == "not run: no data yet from b"
+    assert first.models["after_joined"].status == "waiting"
+    assert warehouse_tables(root) >= {"only_a"} and "joined" not in warehouse_tables(root)
+    drop(root, {"b_1.csv": "2,from-b,0\n"})
+    second = run_ok(root)
+    assert second.models["joined"].status == "committed"
+    assert warehouse(root, "select id, name from joined") == [(2, "from-b")]
+    assert warehouse(root, "select n from after_joined") == [(1,)]

@@ -14,7 +14,11 @@ Every row a model writes gets `_batch`. Checks run before the commit;
 quarantined rows go to the quarantine zone, an `error` check or a PII leak
 keeps the model (and what reads it) from being committed. A model whose
 table already has a snapshot for this batch was committed by a run that
-crashed later, and is skipped.
+crashed later, and is skipped. A model reading a source that has never
+delivered (no table yet) waits, with what reads it: it is not run and does
+not fail the batch; a `table` model catches up from the full state of its
+inputs once they all exist, while an `incremental` model sees only the
+batches that arrive after that.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class _BatchState:
     batch: int
     views: dict[tuple[str, str], str] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    waiting: set[str] = field(default_factory=set)  # an input has no table yet
     temp: list[str] = field(default_factory=list)  # engine tables and views to drop
 
 
@@ -81,6 +86,18 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
                 state.failed.add(name)
                 summary.status = "skipped"
                 summary.error = f"not run: {', '.join(blocked)} failed"
+                continue
+            absent = sorted(
+                r
+                for r in model.refs
+                if r in state.waiting or (r in dag.sources and not ctx.tables.exists(r))
+            )
+            if absent:
+                # An input that never delivered: nothing to compute from yet, and no failure.
+                state.waiting.add(name)
+                if summary.status == "pending":
+                    summary.status = "waiting"
+                    summary.error = f"not run: no data yet from {', '.join(absent)}"
                 continue
             if model.config.materialized in ("view", "ephemeral"):
                 if model.config.materialized == "ephemeral":
