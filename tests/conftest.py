@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -93,6 +93,15 @@ def warehouse_snapshot(root: Path) -> dict[str, list[tuple[object, ...]]]:
         }
     finally:
         conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_headwater_logging() -> Iterator[None]:
+    """A CLI run or a scheduler in one test installs log handlers; the next test starts clean."""
+    yield
+    from headwater.observe import logs
+
+    logs.reset()
 
 
 pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.totesys", "tests.fixtures.receivers"]

@@ -177,7 +177,17 @@ def configure(
         setattr(handler, _HANDLER_MARK, True)
         logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = not terminal
+    logger.propagate = False
+
+
+def reset() -> None:
+    """Remove the handlers `configure` installed; records propagate to the root again."""
+    logger = logging.getLogger(ROOT)
+    for handler in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 def add_secrets(secrets: Iterable[str]) -> None:

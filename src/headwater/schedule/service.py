@@ -156,3 +156,4 @@ class Service:
             self._listener = None
         self._queue.close()
         self._queue.join_thread()
+        logs.reset()
