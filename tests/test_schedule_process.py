@@ -101,7 +101,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_failed(tmp_path: Path) ->
         wait_for(lambda: not alive(child), 10, "the run's process to be gone")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    (run_id, trigger, status, error) = run_rows(root)[0]
+    (_run_id, trigger, status, error) = run_rows(root)[0]
     assert (trigger, status) == ("files:branch_files", "failed")
     assert error is not None and "timed out after 0.05 minutes" in error
     assert proc.returncode == 0

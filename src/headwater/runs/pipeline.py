@@ -257,7 +257,7 @@ def _account_quarantine(ctx: RunContext, batch: int) -> None:
         "WHERE stage = 'model' AND source IS NOT NULL GROUP BY ALL ORDER BY ALL"
     )
     for source, rule, count in by_rule:
-        summary = ctx.summary.sources.get(str(source))
+        summary = ctx.summary.sources.get(_owner(ctx, str(source)))
         if summary is not None:
             summary.add_quarantine(str(rule), int(count))
     # A line counts once per file, whatever (and however many) rules it broke.
@@ -267,6 +267,19 @@ def _account_quarantine(ctx: RunContext, batch: int) -> None:
     )
     per_file: dict[str, dict[str, int]] = {}
     for source, file, lines in by_file:
-        per_file.setdefault(str(source), {})[str(file)] = int(lines)
+        per_file.setdefault(_owner(ctx, str(source)), {})[str(file)] = int(lines)
     for source, counts in per_file.items():
         ledger.set_quarantined(ctx.db, source, batch, counts)
+
+
+def _owner(ctx: RunContext, table: str) -> str:
+    """The source a processed table belongs to: itself for a files source; for a sql
+    source, the one whose `prefix` it carries (the longest, when several match)."""
+    if table in ctx.summary.sources:
+        return table
+    owners = [
+        (len(reader.config.prefix), name)
+        for name, reader in ctx.sql_sources.items()
+        if table.startswith(reader.config.prefix)
+    ]
+    return max(owners)[1] if owners else table

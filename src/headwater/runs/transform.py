@@ -119,6 +119,8 @@ def transform_batch(ctx: RunContext, batch: int) -> bool:
                     summary.error = str(exc)
                     record.fail(str(exc))
                 else:
+                    if summary.status == "waiting":
+                        summary.error = None  # it waited in an earlier batch of this run
                     summary.status = "committed"
                     summary.batches.append(batch)
                     record.rows_out = summary.rows_written - written

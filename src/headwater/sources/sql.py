@@ -27,6 +27,7 @@ name the source, the table and the URL with its password as `***`.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53
 # MySQL/MariaDB: too many connections, shutdown in progress, lock wait timeout, deadlock,
 # can't connect (socket, TCP), server gone away, lost connection (twice), connection killed.
 TRANSIENT_MYSQL_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2006, 2013, 2055, 1927}
+
+
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
 
 
 def driver_error_is_transient(exc: sa.exc.DBAPIError) -> bool:
@@ -306,18 +310,33 @@ class SqlSourceReader:
             cols.append(expr)
         sql = f"SELECT {', '.join(cols) or '*'} FROM {self._relation(table)} t"
         if since is not None and table.cursor:
-            sql += f" WHERE {quote_ident(table.cursor)} >= {self._since(since, types)}"
+            bound = self._since(since, types.get(table.cursor, ""))
+            sql += f" WHERE {quote_ident(table.cursor)} >= {bound}"
         order = table.key or ([table.cursor] if table.cursor else [])
         if order:
             sql += " ORDER BY " + ", ".join(quote_ident(k) for k in order)
         return sql
 
-    def _since(self, value: str, types: dict[str, str]) -> str:
-        """The cursor's lower bound: the watermark minus the overlap (times only)."""
+    def _since(self, value: str, cursor_type: str) -> str:
+        """The cursor's lower bound: the watermark minus the overlap (times only).
+
+        A text cursor holding ISO times (`2025-07-01 09:30`, as in tables that keep every
+        column as text) is compared as text, which the database can use an index for: the
+        bound is written in the watermark's own layout, cut to its length (rounding down,
+        so nothing inside the overlap is missed)."""
         if value.lstrip("-").isdigit():
             return value
         overlap = self.config.overlap_seconds
-        return f"({literal(value)}::TIMESTAMP - INTERVAL {overlap} SECOND)"
+        bound = f"({literal(value)}::TIMESTAMP - INTERVAL {overlap} SECOND)"
+        if cursor_type.upper().startswith(("VARCHAR", "TEXT", "CHAR", "STRING")):
+            if not _ISO_TIME.fullmatch(value):
+                raise SourceError(
+                    f"source {self.name!r}: text cursor value {value!r} is not an ISO date or "
+                    "time (YYYY-MM-DD[ HH:MM[:SS]]): text cursors must sort as times"
+                )
+            sep = "T" if "T" in value else " "
+            return f"left(strftime({bound}, '%Y-%m-%d{sep}%H:%M:%S.%f'), {len(value)})"
+        return bound
 
     def describe(self, conn: duckdb.DuckDBPyConnection, table: SqlTablePlan) -> dict[str, str]:
         rows = conn.execute(f"DESCRIBE SELECT * FROM {self._relation(table)} t").fetchall()
