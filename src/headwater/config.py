@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from headwater.config_base import NAME_PATTERN, Strict
+from headwater.config_formats import JsonLinesOptions, LogOptions
 from headwater.config_schedule import AlertsConfig, LoggingConfig, RetryConfig, ScheduleConfig
 from headwater.errors import ConfigError
 
@@ -123,7 +124,8 @@ class S3Options(Strict):
 
 
 class FilesSource(Strict):
-    """Files dropped in a folder or under an `s3://` prefix: every file matching `glob`."""
+    """Files dropped in a folder or under an `s3://` prefix: every file matching `glob`,
+    parsed as CSV, text logs (`format: log`) or JSON lines (`format: jsonl`)."""
 
     kind: Literal["files"]
     path: str
@@ -131,8 +133,10 @@ class FilesSource(Strict):
         default=None, description="for an s3:// path; default: the lake's lake.s3 settings"
     )
     glob: str = "*.csv"
-    format: Literal["csv"] = "csv"
+    format: Literal["csv", "log", "jsonl"] = "csv"
     csv: CsvOptions = CsvOptions()
+    log: LogOptions | None = Field(default=None, description="for format: log")
+    jsonl: JsonLinesOptions | None = Field(default=None, description="for format: jsonl")
     pii: dict[str, PiiPolicy] = {}
     chunk_mb: int = Field(default=32, ge=1, le=1024)
 
@@ -144,15 +148,38 @@ class FilesSource(Strict):
         return value
 
     @model_validator(mode="after")
+    def _format_options(self) -> FilesSource:
+        given = {"csv", "log", "jsonl"} & self.model_fields_set
+        stray = sorted(k for k in given if k != self.format)
+        if stray:
+            raise ValueError(f"{stray[0]} options are given but format is {self.format}")
+        if self.format == "log" and self.log is None:
+            raise ValueError(
+                "format log needs a log section (patterns, pairs or a preset; "
+                "see docs/sources/logs.md)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _pii_columns_exist(self) -> FilesSource:
-        columns = self.csv.columns
+        columns = self.csv.columns if self.format == "csv" else None
+        if self.format == "log" and self.log is not None and self.log.pairs is None:
+            columns = self.log.static_columns()  # no pairs: the patterns name every column
+        where = "csv.columns" if self.format == "csv" else "the log patterns"
         if columns is not None:
             missing = [c for c in self.pii if c not in columns]
             if missing:
-                raise ValueError(
-                    f"pii names column(s) {missing} that are not in csv.columns {columns}"
-                )
+                raise ValueError(f"pii names column(s) {missing} that are not in {where} {columns}")
         return self
+
+    @property
+    def text_options(self) -> LogOptions | JsonLinesOptions | None:
+        """The options of a text-log format (None for csv)."""
+        if self.format == "log":
+            return self.log
+        if self.format == "jsonl":
+            return self.jsonl or JsonLinesOptions()
+        return None
 
 
 SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "oracle", "mssql")

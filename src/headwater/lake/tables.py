@@ -172,7 +172,7 @@ class Tables:
             )
         props = {BATCH_PROP: str(batch), RUN_PROP: str(run_id)}
         footers = [self._footer(f) for f in files]  # each read once: schema and row counts
-        schema = nullable(footers[0].schema.to_arrow_schema())
+        schema = nullable(_union(name, [f.schema.to_arrow_schema() for f in footers]))
         self._forget(name)
         try:
             table = self._table_for(name, schema, mode)
@@ -229,6 +229,22 @@ class Tables:
                 f"widen; the commit stopped ({exc})"
             ) from None
         return self.load(name)
+
+
+def _union(name: str, schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema for files of one commit: the first file's columns, then new ones in order.
+
+    Files of a commit may differ in columns (a log source's later files can
+    bring new fields); a column missing from a file reads as NULL there.
+    """
+    if all(s.equals(schemas[0]) for s in schemas[1:]):
+        return schemas[0]
+    try:
+        return pa.unify_schemas(schemas)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise LakeError(
+            f"processed table {name!r}: the new files disagree on a column's type: {exc}"
+        ) from None
 
 
 def _plain(t: pa.DataType) -> pa.DataType:

@@ -11,6 +11,7 @@ committing) is not parsed again.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,7 @@ from headwater.sql import literal, quote_ident
 from headwater.state import ledger
 
 LINEAGE = ["_file", "_file_hash", "_line"]
+log = logging.getLogger("headwater.run")
 
 
 def _read(store: Store, key: str, limit: int = -1) -> bytes:
@@ -154,7 +156,8 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
         try:
             for written in source.parse(inputs, writer.write):
                 files.append(written.path)
-                stats.update(written.stats)
+                for sha, count in written.stats.items():  # a large file may come in pieces
+                    stats[sha] = _plus(stats.get(sha), count)
                 task.advance(written.size)
         finally:
             writer.close()
@@ -165,10 +168,33 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     # The source table itself holds only policy output; check that no dropped column survived.
     pii.check_leaks(conn, scan_sql(files), name, sample.dropped(), values=False)
     checkpoint("stage.after_parquet")
+    before = _columns(ctx, name)
     ctx.tables.commit(name, files, mode="append", batch=batch, run_id=ctx.run_id)
+    added = [c for c in _columns(ctx, name) or [] if before is not None and c not in before]
+    if added:
+        log.info("source %s: batch %d added column(s) %s", name, batch, ", ".join(added))
+        summary.columns_added += [c for c in added if c not in summary.columns_added]
     checkpoint("stage.after_commit")
     ledger.set_status(ctx.db, name, [e.content_hash for e in entries], ledger.STAGED, stats)
     _add_counts(ctx, summary, name, batch, stats)
+
+
+def _columns(ctx: RunContext, name: str) -> list[str] | None:
+    """The source table's columns, or None before its first commit."""
+    if not ctx.tables.exists(name):
+        return None
+    return [f.name for f in ctx.tables.load(name).schema().fields]
+
+
+def _plus(a: ledger.FileStats | None, b: ledger.FileStats) -> ledger.FileStats:
+    if a is None:
+        return b
+    return ledger.FileStats(
+        a.rows_read + b.rows_read,
+        a.rows_quarantined + b.rows_quarantined,
+        a.header_lines + b.header_lines,
+        a.blank_lines + b.blank_lines,
+    )
 
 
 def sample_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]) -> None:
@@ -193,16 +219,14 @@ def _empty_file(
     ctx: RunContext, name: str, batch: int, columns: list[str] | None, config: FilesSource
 ) -> str:
     """A zero-row Parquet file, so an empty batch still commits (and is not retried)."""
-    names = [
-        c
-        for c in (columns or ["column_1"])
-        if config.pii.get(c) is None or config.pii[c].policy != "drop"
-    ]
-    cols = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in names)
+    if columns is None:  # a CSV table has at least one column; a log's columns come with data
+        columns = ["column_1"] if config.format == "csv" else []
+    names = [c for c in columns if config.pii.get(c) is None or config.pii[c].policy != "drop"]
+    cols = "".join(f", NULL::VARCHAR AS {quote_ident(c)}" for c in names)
     path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
     ctx.engine.write_parquet(
         f"SELECT NULL::BIGINT AS _batch, NULL::VARCHAR AS _file, NULL::VARCHAR AS _file_hash, "
-        f"NULL::BIGINT AS _line, {cols} WHERE false",
+        f"NULL::BIGINT AS _line{cols} WHERE false",
         path,
         f"source {name}",
     )

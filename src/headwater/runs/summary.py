@@ -21,6 +21,7 @@ class SourceSummary:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     header_lines: int = 0
     blank_lines: int = 0
+    columns_added: list[str] = field(default_factory=list)
 
     @property
     def rows_loaded(self) -> int:

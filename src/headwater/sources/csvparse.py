@@ -79,7 +79,7 @@ def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     if enc in ("utf-8", "utf8", "utf-8-sig"):
         bom = len(BOM) if data.startswith(BOM) else 0
         data = data[bom:]
-        if not data.isascii():
+        if not data.isascii() and not _valid_utf8(data):
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -93,6 +93,17 @@ def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     if data and not data.endswith(b"\n"):
         data += b"\n"
     return data, None
+
+
+def _valid_utf8(data: bytes) -> bool:
+    """Whether the bytes are UTF-8 (Arrow's validation: many times faster than decoding)."""
+    offsets = np.array([0, len(data)], dtype=np.int64)
+    text = pa.LargeStringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def header_names(fields: list[str]) -> list[str]:

@@ -1,8 +1,11 @@
-"""The `files` source: a local folder or an s3:// prefix and a glob; CSV parsed by `csvparse`.
+"""The `files` source: a local folder or an s3:// prefix and a glob.
 
-Files are parsed in chunks of about `chunk_mb` megabytes, two chunks at a
-time on worker threads (numpy and Arrow release the GIL), and yielded in
-order, so memory stays flat however many files a batch holds.
+CSV is parsed by `csvparse`, text logs by `logs` (`format: log`) and
+`jsonlines` (`format: jsonl`). Files are parsed in chunks of about
+`chunk_mb` megabytes, two chunks at a time on worker threads (numpy, Arrow
+and DuckDB release the GIL), and yielded in order, so memory stays flat
+however many files a batch holds. A log file larger than a chunk is cut at
+record boundaries into pieces of about `chunk_mb`, parsed one after another.
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 
 from headwater.config import FilesSource, S3Options
+from headwater.config_formats import JsonLinesOptions, LogOptions, to_re2
 from headwater.parallel import ordered_parallel
 from headwater.sources.base import Discovered, FileCount, ParsedPart, RawInput
 from headwater.sources.csvparse import ParsedChunk, RawText, detect_columns, parse_chunk
+from headwater.sources.jsonlines import parse_jsonl
 from headwater.sources.listing import list_local, list_s3
+from headwater.sources.logs import parse_log
+from headwater.sources.textlines import BoolArray, Lines, TextPiece, prepare, split
 
 WORKERS = 2
 HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
@@ -40,7 +48,11 @@ class FilesSourceReader:
 
     @property
     def columns(self) -> list[str] | None:
-        return self.config.csv.columns
+        if self.config.format == "csv":
+            return self.config.csv.columns
+        if isinstance(self.config.text_options, LogOptions):
+            return self.config.text_options.static_columns() or None
+        return None
 
     def discover(self) -> list[Discovered]:
         if self.url is not None:
@@ -70,6 +82,11 @@ class FilesSourceReader:
         return sink(_to_part(chunk, parsed))
 
     def parse(self, inputs: list[RawInput], sink: Callable[[ParsedPart], R]) -> Iterator[R]:
+        if self.config.format != "csv":
+            parse_text = partial(self._parse_text, sink=sink)
+            for parts in ordered_parallel(parse_text, self._chunks(inputs), WORKERS):
+                yield from parts
+            return
         columns = self.config.csv.columns
         if columns is not None:
             parse = partial(self._parse_one, columns=columns, sink=sink)
@@ -89,8 +106,60 @@ class FilesSourceReader:
             parse = partial(self._parse_one, columns=list(header), sink=sink)
             yield from ordered_parallel(parse, self._chunks(members), WORKERS)
 
+    def _parse_text(self, chunk: list[RawInput], sink: Callable[[ParsedPart], R]) -> list[R]:
+        """Parse a chunk of log files, a large file piece by piece; one part per piece group."""
+        options = self.config.text_options
+        assert options is not None
+        target = self.config.chunk_mb << 20
+        boundary = partial(record_starts, options)
+        results: list[R] = []
+        group: list[tuple[RawInput, TextPiece]] = []
+        size = 0
 
-def _to_part(chunk: list[RawInput], parsed: ParsedChunk) -> ParsedPart:
+        def flush() -> None:
+            nonlocal group, size
+            if not group:
+                return
+            pieces = [p for _, p in group]
+            if isinstance(options, LogOptions):
+                parsed = parse_log(pieces, options, self.config.pii)
+            else:
+                parsed = parse_jsonl(pieces, options, self.config.pii)
+            sizes = [len(p.data) for p in pieces]
+            results.append(sink(_to_part([i for i, _ in group], parsed, sizes)))
+            group, size = [], 0
+
+        for item in chunk:
+            whole = prepare(item.name, item.read(-1), options.encoding)
+            for piece in split(whole, target, boundary):
+                if group and size + len(piece.data) > target:
+                    flush()
+                group.append((item, piece))
+                size += len(piece.data)
+            del whole
+        flush()
+        return results
+
+
+def record_starts(options: LogOptions | JsonLinesOptions, lines: Lines) -> BoolArray:
+    """Lines that begin a record (where a large file may be cut)."""
+    starts: BoolArray = ~lines.blank
+    if isinstance(options, LogOptions) and options.separator is not None:
+        idx = np.flatnonzero(starts)
+        after = np.zeros(len(lines), dtype=bool)
+        hits = idx[lines.match(idx, to_re2(options.separator))]
+        after[hits[hits + 1 < len(lines)] + 1] = True
+        return after
+    if isinstance(options, LogOptions) and options.start is not None:
+        idx = np.flatnonzero(starts)
+        starts[idx] = lines.match(idx, to_re2(options.start))
+    return starts
+
+
+def _to_part(
+    chunk: list[RawInput], parsed: ParsedChunk, sizes: list[int] | None = None
+) -> ParsedPart:
+    """The part a sink gets; `sizes` (bytes parsed per entry) when entries are pieces of files."""
     names = pa.array([i.name for i in chunk], pa.string())
     hashes = pa.array([i.sha256 for i in chunk], pa.string())
 
@@ -100,16 +169,17 @@ def _to_part(chunk: list[RawInput], parsed: ParsedChunk) -> ParsedPart:
         table = table.add_column(0, "_file_hash", hashes.take(fidx))
         return table.add_column(0, "_file", names.take(fidx))
 
-    counts = {
-        item.sha256: FileCount(
-            size=item.size,
-            rows_read=c.rows + c.rejected,
-            rows_rejected=c.rejected,
-            header_lines=c.header_lines,
-            blank_lines=c.blank_lines,
+    counts: dict[str, FileCount] = {}
+    for i, (item, c) in enumerate(zip(chunk, parsed.counts, strict=True)):
+        seen = counts.get(item.sha256)  # pieces of one file add up
+        size = item.size if sizes is None else sizes[i]
+        counts[item.sha256] = FileCount(
+            size=size + (seen.size if seen else 0),
+            rows_read=c.rows + c.rejected + (seen.rows_read if seen else 0),
+            rows_rejected=c.rejected + (seen.rows_rejected if seen else 0),
+            header_lines=c.header_lines + (seen.header_lines if seen else 0),
+            blank_lines=c.blank_lines + (seen.blank_lines if seen else 0),
         )
-        for item, c in zip(chunk, parsed.counts, strict=True)
-    }
     return ParsedPart(
         rows=lineage(parsed.rows),
         rejects=lineage(parsed.rejects),

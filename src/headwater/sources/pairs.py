@@ -1,0 +1,197 @@
+"""`key=value` pairs found in lines, vectorised with numpy over the bytes.
+
+A pair is a key, the `equals` character, then a value:
+
+- the key is the run of characters before `equals` back to the previous
+  delimiter (or the start of the line); it must hold a letter and only
+  letters, digits, `_`, `.`, `-` and `@` (`TicketID`, `http.status`), else
+  the `=` is just text (`a=b=c` is the key `a` with the value `b=c`);
+- a quoted value runs from the quote after `equals` to the next quote on the
+  line and may hold delimiters, `equals` and any other character
+  (`Debug="ℹ️ Logged for monitoring"`); inside it the `escape` character
+  (default `\\`) makes the next character plain: `\\"` is a quote that does
+  not close the value, `\\\\` a backslash; a value whose closing quote is
+  missing marks its line as unbalanced;
+- an unquoted value runs to the next delimiter or the end of the line, and
+  may be empty (`TraceID=`); when space and tab are delimiters, so are the
+  other control characters.
+
+An `equals` inside quotes (an odd number of quotes before it on its line)
+belongs to a value and starts no pair. Everything is found with a few passes
+over the bytes (the positions of delimiters, quotes, `equals` and newlines)
+and `searchsorted` over those positions; no loop runs per line or per pair.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.config_formats import PairsOptions
+from headwater.sources.textlines import BoolArray, IntArray, Lines, strings, to_bool
+
+KEY = r"^[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*$"
+
+
+@dataclass
+class Pairs:
+    """Every pair found, in text order, by its byte spans; and lines with an unclosed quote."""
+
+    line: IntArray  # index of the line holding each pair
+    key: IntArray  # index into `keys` of each pair's key
+    keys: pa.Array  # the distinct keys, in order of first appearance
+    value_start: IntArray
+    value_end: IntArray
+    unbalanced: BoolArray  # per line: a quoted value is not closed on it
+    escaped: BoolArray | None = None  # per pair: a quoted value holding the escape character
+    escape: str = ""
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def values(self, lines: Lines, idx: IntArray) -> pa.Array:
+        """The values of pairs `idx` (in text order); escapes in quoted values resolved."""
+        out = strings(lines.raw, self.value_start[idx], self.value_end[idx])
+        if self.escaped is not None:
+            mask = self.escaped[idx]
+            if mask.any():
+                plain = pc.replace_substring_regex(out, re.escape(self.escape) + "(.)", r"\1")
+                out = pc.if_else(pa.array(mask), plain, out)
+        return out
+
+
+def _events(buf: npt.NDArray[np.uint8], options: PairsOptions, escapes: bool) -> IntArray:
+    """Sorted positions of every byte that matters: delimiters, line breaks, `equals`, quotes
+    and escapes. When space and tab are delimiters, every byte up to 32 (white space and
+    control characters) is one, found with a single comparison."""
+    special = {ord(options.equals), ord(options.quote)}
+    if options.escape and escapes:
+        special.add(ord(options.escape))
+    chars = {ord(c) for c in options.delimiters} | {10, 13}
+    mask = np.empty(len(buf), dtype=bool)
+    more = np.empty(len(buf), dtype=bool)
+    if {9, 32} <= chars and min(special) > 32:
+        np.less_equal(buf, 32, out=mask)
+        rest = sorted((chars | special) - set(range(33)))
+    else:
+        mask[:] = False
+        rest = sorted(chars | special)
+    for char in rest:
+        np.equal(buf, char, out=more)
+        np.logical_or(mask, more, out=mask)
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
+    """The pairs of the `content` lines (one flag per line).
+
+    One sorted array of event positions (`_events`) holds everything: a key
+    begins after the event before its `equals` (which must be a delimiter or
+    line break), an unquoted value ends at the event after it, a quoted value
+    at the next quote event. Running counts over the events give each event
+    its line and the quotes before it on its line.
+    """
+    buf = lines.buf
+    quote, equals = ord(options.quote), ord(options.equals)
+    escape = ord(options.escape) if options.escape else None
+    if escape is not None and all(bytes([escape]) not in p.data for p in lines.pieces):
+        escape = None  # no escape character anywhere: no need to track them
+    events = _events(buf, options, escape is not None)
+    kind = buf[events]
+    if escape is not None:
+        escaped_quotes = _escaped(buf, events, kind, quote, escape)
+        if len(escaped_quotes):
+            events, kind = np.delete(events, escaped_quotes), np.delete(kind, escaped_quotes)
+    is_quote = kind == quote
+    is_equals = kind == equals
+    is_escape = (kind == escape) if escape is not None else np.zeros(len(kind), dtype=bool)
+    is_bound = ~(is_quote | is_equals | is_escape)
+    is_newline = kind == 10
+    line_of = np.cumsum(is_newline, dtype=np.int32) - is_newline  # the buffer ends with one
+    quotes_upto = np.cumsum(is_quote, dtype=np.int32)  # quotes at or before each event
+    quotes_before_line = np.concatenate(([0], quotes_upto[is_newline]))
+
+    # Every `equals` outside quotes on a content line.
+    at = np.flatnonzero(is_equals)
+    line = line_of[at]
+    inside = ((quotes_upto[at] - quotes_before_line[line]) & 1) == 1
+    at = at[content[line] & ~inside]
+    e = events[at]
+
+    # Key: from just after the previous event, which must end a token.
+    prev = at - 1
+    first = prev < 0
+    key_start = np.where(first, 0, events[np.maximum(prev, 0)] + 1)
+    ok = (first | is_bound[np.maximum(prev, 0)]) & (key_start < e)
+    at, e, key_start = at[ok], e[ok], key_start[ok]
+    line = line_of[at]
+    line_end = lines.ends[line]
+
+    # Value: quoted when a quote follows `equals`; else up to the next delimiter.
+    nxt = at + 1  # exists: the buffer's last event is its final newline
+    value_start = e + 1
+    quoted = is_quote[nxt] & (events[nxt] == value_start)
+    value_end = np.where(is_bound[nxt], events[nxt], -1)
+    odd = np.flatnonzero(~quoted & ~is_bound[nxt])  # `a=b=c`, `a=x"y`: look further
+    if len(odd):
+        bound_idx = np.flatnonzero(is_bound)
+        value_end[odd] = events[bound_idx[np.searchsorted(bound_idx, nxt[odd])]]
+    value_end = np.minimum(value_end, line_end)
+    unbalanced = np.zeros(len(lines), dtype=bool)
+    escaped = None
+    q = np.flatnonzero(quoted)
+    if len(q):
+        quote_idx = np.flatnonzero(is_quote)
+        rank = quotes_upto[nxt[q]]  # the opening quote is quote number rank (1-based)
+        has_close = rank < len(quote_idx)
+        close_at = quote_idx[np.minimum(rank, len(quote_idx) - 1)]
+        closed = has_close & (line_of[close_at] == line[q])
+        unbalanced[line[q[~closed]]] = True
+        value_start[q] += 1
+        value_end[q] = np.where(closed, events[close_at], line_end[q])
+        if escape is not None and is_escape.any():
+            escapes_upto = np.cumsum(is_escape, dtype=np.int32)
+            escaped = np.zeros(len(at), dtype=bool)
+            escaped[q] = escapes_upto[np.where(closed, close_at, nxt[q])] > escapes_upto[nxt[q]]
+    keys = strings(lines.raw, key_start, e).dictionary_encode()
+    good = to_bool(pc.match_substring_regex(keys.dictionary, KEY))
+    codes = keys.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    names = keys.dictionary
+    if not good.all():
+        ok = good[codes]
+        line, value_start, value_end = line[ok], value_start[ok], value_end[ok]
+        escaped = None if escaped is None else escaped[ok]
+        codes = (np.cumsum(good) - 1)[codes[ok]]
+        names = names.filter(pa.array(good))
+    return Pairs(line, codes, names, value_start, value_end, unbalanced, escaped, options.escape)
+
+
+def _escaped(
+    buf: npt.NDArray[np.uint8],
+    events: IntArray,
+    kind: npt.NDArray[np.uint8],
+    quote: int,
+    escape: int,
+) -> IntArray:
+    """Indices (into `events`) of escaped quotes: an odd run of escape characters before."""
+    quotes = np.flatnonzero(kind == quote)
+    pos = events[quotes]
+    candidates: IntArray = quotes[(pos > 0) & (buf[np.maximum(pos - 1, 0)] == escape)]
+    if not len(candidates):
+        return candidates
+    run = np.zeros(len(candidates), dtype=np.int64)
+    at = events[candidates] - 1
+    active = np.arange(len(candidates))
+    while len(active):  # one step per escape character of the longest run
+        p = at[active]
+        more = (p >= 0) & (buf[np.maximum(p, 0)] == escape)
+        active = active[more]
+        run[active] += 1
+        at[active] -= 1
+    escaped: IntArray = candidates[(run & 1) == 1]
+    return escaped
