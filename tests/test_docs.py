@@ -88,6 +88,7 @@ PAGES = (
     "templates/cafe.md",
     "templates/totesys.md",
     "templates/totesys-source.md",
+    "templates/careplus.md",
 )
 
 # --------------------------------------------------------------------- markdown

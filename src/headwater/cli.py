@@ -185,30 +185,43 @@ def run(
             help="Extract this sql-source table whole, ignoring its watermark (repeatable).",
         ),
     ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Extract only this source (repeatable); pending batches of others still run.",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline once: extract -> raw zone -> models -> checks -> warehouse."""
     from headwater.project import Project
     from headwater.runs.pipeline import run as run_pipeline
 
+    proj = None
     try:
         proj = Project.load(project)
+        _log_to_file(proj)
         with _progress(quiet) as progress:
             summary = run_pipeline(
                 proj,
                 trigger="manual",
                 progress=_RichTasks(progress),
                 full_refresh=frozenset(full_refresh or ()),
+                sources=frozenset(source) if source else None,
             )
     except HeadwaterError as exc:
+        kind = "config_error" if isinstance(exc, ConfigError) else "failed"
         if as_json:
-            kind = "config_error" if isinstance(exc, ConfigError) else "failed"
             print(json.dumps({"status": kind, "error": str(exc)}))
+        if proj is not None:
+            _alert(proj, {"status": kind, "error": str(exc), "transient": exc.transient})
         raise _fail(exc) from None
     except Exception as exc:  # a bug: say so in the machine-readable output too
         if as_json:
             print(json.dumps({"status": "internal_error", "error": repr(exc)}))
         raise
     data = summary.to_json()
+    _alert(proj, data)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
@@ -221,8 +234,42 @@ def run(
         raise typer.Exit(1)
 
 
+def _log_to_file(proj: Any) -> None:
+    """The project's JSON-lines log file (`logging.*`); the terminal keeps its own output."""
+    from headwater.observe import logs
+
+    settings = proj.config.logging
+    logs.configure(
+        proj.path(settings.file) if settings.file else None,
+        level=settings.level,
+        max_mb=settings.max_mb,
+        backups=settings.backups,
+        secrets=logs.secrets_of(proj.config),
+        terminal=logging.getLogger().getEffectiveLevel() <= logging.INFO,  # --verbose
+    )
+
+
+def _alert(proj: Any, data: dict[str, Any]) -> None:
+    """Alerts for this run's outcome (`alerts.*`); they never change the exit code."""
+    from headwater import alerts
+
+    for delivery in alerts.after_run(proj, data):
+        if not delivery.ok:
+            why = escape(str(delivery.error))
+            err.print(f"[yellow]alert not sent[/] ({delivery.channel}): {why}", highlight=False)
+
+
 def _print_summary(data: dict[str, Any]) -> None:
     out.print(f"run {data['run_id']} [bold]{data['status']}[/] in {data['duration_seconds']}s")
+    if data.get("only_sources") is not None:
+        out.print(f"  extracted only: {', '.join(data['only_sources'])}", highlight=False)
+    for a in data.get("attempts", []):
+        then = f", waited {a['waited_seconds']}s" if a["waited_seconds"] else ""
+        out.print(
+            f"  {a['step']} {a['name']}: attempt {a['attempt']} failed{then}: {a['error']}",
+            highlight=False,
+            markup=False,
+        )
     for name, s in data["sources"].items():
         out.print(
             f"  source {name}: {s['files_found']} files found, {s['files_new']} new, "
@@ -264,20 +311,80 @@ def query(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Output: table, csv or json.")
     ] = "table",
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="With --lake: print the files and bytes it would scan."),
+    ] = False,
+    max_scan: Annotated[
+        str | None,
+        typer.Option("--max-scan", help="With --lake: refuse to scan more (500MB, 10GB)."),
+    ] = None,
 ) -> None:
     """Run read-only SQL over the warehouse (default) or the lake (--lake)."""
     from headwater.project import Project
-    from headwater.serve.query import connect, connect_warehouse, run_query
+    from headwater.serve.query import connect_warehouse, lake_query, run_query
+    from headwater.serve.scan import parse_size
 
     if fmt not in ("table", "csv", "json"):
         raise _fail(ConfigError(f"--format: got {fmt!r}, expected table, csv or json"))
     try:
+        if (explain or max_scan is not None) and not lake:
+            raise ConfigError("--explain and --max-scan plan reads of the lake: add --lake")
+        limit = None if max_scan is None else parse_size(max_scan)
         proj = Project.load(project)
-        with connect(proj, lake=True) if lake else connect_warehouse(proj) as conn:
-            reader = run_query(conn, sql)
-            _print_result(reader, fmt)
+        if not lake:
+            with connect_warehouse(proj) as conn:
+                _print_result(run_query(conn, sql), fmt)
+            return
+        with lake_query(proj, sql) as planned:
+            if explain:
+                _print_plan(planned.plan, fmt)
+                return
+            if limit is not None:
+                planned.check_scan(limit)
+            planned.build()
+            _print_result(run_query(planned.conn, sql), fmt)
     except HeadwaterError as exc:
         raise _fail(exc) from None
+
+
+def _print_plan(plan: Any, fmt: str) -> None:
+    """`--explain`: per relation, the files and bytes to scan of the files it has."""
+    from headwater.serve.scan import human
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=1) + "\n")
+        return
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["relation", "kind", "file", "bytes"])
+        for r in plan.relations:
+            writer.writerows([r.name, r.kind, f.uri, f.size] for f in r.files)
+        return
+    table = Table("relation", "kind", "files", "bytes", "pruned by", show_lines=False)
+    for r in plan.relations:
+        table.add_row(
+            escape(r.name),
+            r.kind,
+            "?" if r.unknown else f"{len(r.files):,} of {r.total_files:,}",
+            "?" if r.unknown else f"{human(r.bytes)} of {human(r.total_bytes)}",
+            escape(r.unknown or r.pruned_by or ""),
+        )
+    out.print(table)
+    total = sum(r.total_files for r in plan.relations)
+    out.print(
+        f"scan: {plan.files:,} of {total:,} files, {human(plan.bytes)} ({plan.bytes:,} bytes)"
+    )
+    for note in plan.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
+    for r in plan.relations:
+        for f in r.files[:20]:
+            line = f"  {r.name}: {f.uri} ({f.size:,} bytes)"
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        if len(r.files) > 20:
+            out.print(f"  {r.name}: {len(r.files) - 20:,} more files (-f csv lists them all)")
 
 
 def _json_value(value: Any) -> Any:

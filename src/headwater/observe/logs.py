@@ -144,6 +144,18 @@ class TerminalFormatter(logging.Formatter):
 _HANDLER_MARK = "_headwater_handler"
 
 
+class _LazyRotatingFile(logging.handlers.RotatingFileHandler):
+    """Creates its folder and file at the first line, not before: a command that stops on
+    a configuration error has written nothing, not even an empty log."""
+
+    def __init__(self, filename: Path, **kwargs: Any) -> None:
+        super().__init__(filename, delay=True, **kwargs)
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def configure(
     log_file: Path | None,
     *,
@@ -162,8 +174,7 @@ def configure(
     redactor = Redactor(secrets)
     handlers: list[logging.Handler] = []
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(
+        rotating = _LazyRotatingFile(
             log_file, maxBytes=max_mb * 1024 * 1024, backupCount=backups, encoding="utf-8"
         )
         rotating.setFormatter(JsonFormatter())

@@ -21,6 +21,10 @@ TEMPLATES: dict[str, Template] = {
     "totesys": Template(
         "totesys", "an operational PostgreSQL database -> star schemas (sales, purchases, payments)"
     ),
+    "careplus": Template(
+        "careplus",
+        "support tickets (MySQL) + multi-line system logs -> cleaned tables, 2 dashboards",
+    ),
 }
 
 
