@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.templates.careplus.tickets import COLUMNS, TABLE, read_dump
-from headwater.templates.totesys.source_db import Db, connect
+from headwater.templates.totesys.source_db import Db, connect, ensure_database
 
 CHUNK_ROWS = 500_000  # rows per bulk load statement: bounds the memory of the text
 
@@ -31,7 +31,9 @@ def _ddl(db: Db) -> str:
 
 
 def create_table(url: str, *, drop: bool = False) -> None:
-    """Create `support_tickets` if it is missing (dropped first with `drop`)."""
+    """Create `support_tickets` if it is missing (dropped first with `drop`), and its
+    database first if the server has none of that name."""
+    ensure_database(url)
     with connect(url) as db:
         if drop:
             db.execute(f"DROP TABLE IF EXISTS {db.q(TABLE)}")

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import duckdb
 import numpy as np
@@ -199,6 +199,32 @@ def connect(url: str) -> Iterator[Db]:
         raw.close()
 
 
+def ensure_database(url: str) -> bool:
+    """Create the URL's database when the server has no database of that name (a sample
+    database is the generator's to make). True when it was created."""
+    dialect = _dialect(url)
+    parts = urlsplit(url)
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        return False
+    try:
+        with connect(url):
+            return False
+    except SourceDbError as exc:
+        missing = "Unknown database" in str(exc) or "does not exist" in str(exc)
+        if not missing:
+            raise
+    server = urlunsplit(parts._replace(path="/postgres" if dialect == "postgresql" else "/"))
+    with connect(server) as db:
+        if dialect == "postgresql":
+            db.raw.commit()
+            db.raw.autocommit = True
+            db.execute(f'CREATE DATABASE "{name}"')
+        else:
+            db.execute(f"CREATE DATABASE `{name}`")
+    return True
+
+
 # --------------------------------------------------------------------------- DDL
 
 _PG_TYPES = {"int": "INTEGER", "text": "TEXT", "code": "VARCHAR(3)", "ts": "TIMESTAMP(3)"}
@@ -279,6 +305,7 @@ def create_schema(url: str, *, drop: bool = False) -> None:
     A complete existing schema is left as it is; a partial one is an error
     unless ``drop`` is true, which drops every totesys object first.
     """
+    ensure_database(url)
     with connect(url) as db:
         q = db.q
         if drop:
