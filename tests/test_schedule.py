@@ -23,6 +23,7 @@ from headwater.schedule.triggers import Clock, CronSchedule, Debounce
 from headwater.state.db import StateDB, files, runs
 from headwater.templates.cafe.generator import generate
 from tests.conftest import new_project, run_project, warehouse_rows, warehouse_snapshot
+from tests.fixtures.servers import Bucket
 
 UTC = dt.UTC
 
@@ -268,3 +269,28 @@ def test_a_thread_safe_fire_wakes_the_loop(tmp_path: Path) -> None:
     scheduler.fire("cafe", "manual")
     thread.join(5)
     assert woke.is_set()
+
+
+def test_objects_landing_under_an_s3_prefix_start_a_run(tmp_path: Path, s3_bucket: Bucket) -> None:
+    data = tmp_path / "data"
+    made = generate(data, branches=2, days=1, seed=8, per_day=25)
+    root = new_project(tmp_path / "p")
+    text = (root / "headwater.yaml").read_text()
+    text = text.replace("path: inbox", f"path: s3://{s3_bucket.name}/drops")
+    # Both objects inside one debounce window, whenever the listing sees each.
+    trigger = "    - files: branch_files\n      poll_seconds: 0.5\n      settle_seconds: 2\n"
+    text = text.replace("    - files: branch_files\n", trigger)
+    (root / "headwater.yaml").write_text(text)
+    client = s3_bucket.client()
+    events: list[RunEvent] = []
+    with service([root], events):
+        time.sleep(1)  # the first listing: nothing there yet, no run
+        assert not events
+        for f in sorted(data.iterdir()):
+            client.put_object(Bucket=s3_bucket.name, Key=f"drops/{f.name}", Body=f.read_bytes())
+        wait_for(lambda: len(finished(events)) >= 1, 120, "a run after the objects landed")
+        time.sleep(2.5)  # listed again: the ledger knows them, no second run
+    results = finished(events)
+    assert [r["status"] for r in results] == ["success"], results
+    assert results[0]["sources"]["branch_files"]["files_new"] == 2
+    assert warehouse_rows(root, "SELECT count(*) FROM transactions") == [(made.transactions,)]

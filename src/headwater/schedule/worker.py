@@ -94,7 +94,7 @@ def start(request: RunRequest, logs: multiprocessing.queues.Queue[Any] | None) -
     receive, send = ctx.Pipe(duplex=False)
     process = ctx.Process(
         target=child_main,
-        args=(request, send, logs, os.getpid()),
+        args=(request, send, logs, os.getpid(), dict(os.environ)),
         name=f"headwater run {Path(request.home).name}",
     )
     process.start()
@@ -148,8 +148,12 @@ def child_main(
     conn: multiprocessing.connection.Connection,
     logs: multiprocessing.queues.Queue[Any] | None,
     scheduler_pid: int,
+    environ: dict[str, str],
 ) -> None:
     _die_with_parent(scheduler_pid)
+    # The fork server's environment is the one it started with: use the scheduler's now.
+    os.environ.clear()
+    os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the scheduler, which decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from headwater.errors import ConfigError, HeadwaterError
