@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from functools import partial
 from typing import Any
+from unittest.mock import patch
 
 import pyarrow as pa
 import pytest
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from headwater.config import FilesSource, PiiPolicy
 from headwater.config_formats import JsonLinesOptions, LogOptions, to_re2
+from headwater.sources import pairs
 from headwater.sources.csvparse import ParsedChunk
 from headwater.sources.files import record_starts
 from headwater.sources.jsonlines import parse_jsonl
@@ -525,6 +527,22 @@ def test_round_trip(case: tuple[bytes, list[dict[str, Any]]]) -> None:
         assert {k: row[k] for k in want} == want
         others = set(row) - set(want) - {"_fidx"}
         assert all(row[k] is None for k in others)
+
+
+@FAST
+@given(log_files(), st.binary(max_size=200), st.integers(1, 200))
+def test_pairs_scanned_in_blocks_equal_one_scan(
+    case: tuple[bytes, list[dict[str, Any]]], noise: bytes, block: int
+) -> None:
+    """Large chunks are scanned for pairs in blocks of lines: any block size, same result."""
+    data = case[0] + b"\n" + noise + b'\nk="a\\"b" x=1 "q=2" k=3\nnew_key=late\n'
+    options = {**CAREPLUS, "patterns": [{"regex": HEADER, "line": 1, "optional": True}]}
+    whole = parse(data, **options)
+    with patch.object(pairs, "BLOCK", block):
+        blocks = parse(data, **options)
+    assert blocks.rows.equals(whole.rows)
+    assert blocks.rejects.equals(whole.rejects)
+    assert (blocks.columns, blocks.counts) == (whole.columns, whole.counts)
 
 
 @FAST

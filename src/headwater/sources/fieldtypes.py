@@ -10,6 +10,7 @@ Timestamps are stored without time zone, in UTC: an offset in the text
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping
 
 import duckdb
@@ -126,14 +127,20 @@ def apply_types(
     return out.filter(pc.invert(bad)), rejects
 
 
+_local = threading.local()
+
+
 def typed(
     rows: pa.Table, fields: Mapping[str, FieldType], hidden: Collection[str]
 ) -> tuple[pa.Table, pa.Table]:
-    """`apply_types` on a private connection, opened only when some field has a type."""
+    """`apply_types` on a private connection of the calling thread, opened when first needed
+    (opening one costs more than typing a small chunk)."""
     if not any(f.type != "string" and n in rows.column_names for n, f in fields.items()):
         return rows, REJECT_SCHEMA.empty_table()
-    with connect() as conn:
-        return apply_types(conn, rows, fields, hidden)
+    conn: duckdb.DuckDBPyConnection | None = getattr(_local, "conn", None)
+    if conn is None:
+        conn = _local.conn = connect()
+    return apply_types(conn, rows, fields, hidden)
 
 
 REJECT_SCHEMA = pa.schema(

@@ -137,7 +137,11 @@ def _apply_patterns(
 def _apply_pairs(
     lines: Lines, records: _Records, options: LogOptions, fields: _Fields, used: BoolArray
 ) -> BoolArray:
-    """One column per distinct key (snake case); returns the lines with an unclosed quote."""
+    """One column per distinct key (snake case); returns the lines with an unclosed quote.
+
+    The values are cut out once, in text order (one pass over the bytes), then
+    put in column order with one `take`; each column is a slice of that.
+    """
     assert options.pairs is not None
     content = np.zeros(len(lines), dtype=bool)
     content[records.lines] = True
@@ -152,24 +156,37 @@ def _apply_pairs(
     distinct = list(dict.fromkeys(names))  # first-appearance order (the dictionary's order)
     column_of_key = np.array([distinct.index(n) for n in names], dtype=np.int64)
     column = column_of_key[found.key]
+    skipped = np.array([n in fields.skip for n in distinct], dtype=bool)
     order = np.argsort(
         column.astype(np.int16 if len(distinct) < 2**15 else np.int64), kind="stable"
     )
-    bounds = np.searchsorted(column[order], np.arange(len(distinct) + 1))
+    by_column = column[order]
+    bounds = np.searchsorted(by_column, np.arange(len(distinct) + 1))
+    # The first pair of each column in each record (records ascend within a column).
+    recs = pair_record[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (recs[1:] != recs[:-1]) | (by_column[1:] != by_column[:-1])
+    first &= ~skipped[by_column]
+    chosen = order[first]  # column by column
+    wanted = np.zeros(len(found), dtype=bool)
+    wanted[chosen] = True
+    in_text = np.cumsum(wanted, dtype=np.int64) - 1  # index among the wanted, in text order
+    values = found.values(lines, np.flatnonzero(wanted))
+    if len(values):
+        values = values.take(pa.array(in_text[chosen]))
+    starts = np.concatenate(([0], np.cumsum(first, dtype=np.int64)))[bounds]
     for j, name in enumerate(distinct):
-        if name in fields.skip:
+        if skipped[j]:
             fields.add(name, None)
             continue
-        sel = order[bounds[j] : bounds[j + 1]]
-        recs = pair_record[sel]
-        first = _first_per_record(recs)
-        values = found.values(lines, sel[first])
-        if len(values) == records.count:  # every record has the key: already in record order
-            fields.add(name, values)
+        lo, hi = int(starts[j]), int(starts[j + 1])
+        column_values = values.slice(lo, hi - lo)
+        if hi - lo == records.count:  # every record has the key: already in record order
+            fields.add(name, column_values)
             continue
         idx = np.full(records.count, -1, dtype=np.int64)
-        idx[recs[first]] = np.arange(len(values), dtype=np.int64)
-        fields.add(name, _expand(values, idx))
+        idx[pair_record[chosen[lo:hi]]] = np.arange(hi - lo, dtype=np.int64)
+        fields.add(name, _expand(column_values, idx))
     return found.unbalanced
 
 

