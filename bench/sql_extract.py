@@ -20,7 +20,13 @@ times, in the same run, on the same table:
 - incremental: after each full run, 1% of the rows change (`units_sold + 1`,
   `last_updated` now) and the project runs again; its time is compared with
   the full run's, and the lake and the warehouse must gain exactly the
-  changed versions.
+  changed versions. The changed rows get their old values back before the
+  next try (then `VACUUM FULL` and `VACUUM (FREEZE, ANALYZE)`), so every try
+  starts from the same table as the first one after the fill. This is
+  measured twice: first as the totesys schema comes (no index on
+  `last_updated`: PostgreSQL reads the whole table to find the changed rows),
+  then after `CREATE INDEX ON sales_order (last_updated)`, the index
+  docs/sources/sql.md recommends for a cursor column. Both are printed.
 
 Results are printed as markdown tables and written to bench/out/sql_extract.json.
 See bench/README.md.
@@ -73,6 +79,9 @@ DATABASE = "hw_bench_sql"
 BENCH_URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
 TABLE = "sales_order"
 KEY = "sales_order_id"
+CURSOR = "last_updated"
+INDEX = f"hw_bench_{TABLE}_{CURSOR}"  # the index on the cursor, made for the second half
+ORIGINAL = "hw_bench_original"  # the changed rows' values before the change, to put back
 SOURCE = "totesys"
 MODEL = "fact_sales_order"
 SELECT = f"SELECT * FROM {TABLE}"
@@ -266,6 +275,43 @@ def prepare_database(rows: int, keep: bool) -> int:
 
 def table_bytes() -> int:
     return int(pg_bench(f"SELECT pg_table_size('{TABLE}')")[0][0])
+
+
+def restore_rows() -> int:
+    """Put back the values the last `change_rows` changed, then rewrite the table as the
+    fill left it (`VACUUM FULL`, then `VACUUM (FREEZE, ANALYZE)`): every try starts from the
+    same rows in full pages, so the next change appends its new row versions at the end of
+    the table, as on the first try after the fill. (A plain VACUUM would leave a free slot
+    in nearly every page: the next change would scatter its rows over the whole table.)"""
+    with psycopg.connect(BENCH_URL, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {ORIGINAL} ({KEY} integer PRIMARY KEY, "
+            f"{CURSOR} timestamp(3) NOT NULL, units_sold integer NOT NULL)"
+        )
+        with conn.transaction():
+            restored = conn.execute(
+                f"UPDATE {TABLE} t SET {CURSOR} = o.{CURSOR}, units_sold = o.units_sold "
+                f"FROM {ORIGINAL} o WHERE t.{KEY} = o.{KEY}"
+            ).rowcount
+            conn.execute(f"DELETE FROM {ORIGINAL}")
+        if restored:
+            conn.execute(f"VACUUM FULL {TABLE}")
+            conn.execute(f"VACUUM (FREEZE, ANALYZE) {TABLE}")
+    return restored
+
+
+def drop_index() -> None:
+    pg_bench(f"DROP INDEX IF EXISTS {INDEX}")
+
+
+def create_index() -> tuple[float, int]:
+    """`CREATE INDEX ON sales_order (last_updated)`: its seconds and bytes."""
+    drop_index()
+    start = time.perf_counter()
+    pg_bench(f"CREATE INDEX {INDEX} ON {TABLE} ({CURSOR})")
+    seconds = time.perf_counter() - start
+    pg_bench(f"ANALYZE {TABLE}")
+    return seconds, int(pg_bench(f"SELECT pg_relation_size('{INDEX}')")[0][0])
 
 
 # --------------------------------------------------------------------------- references
@@ -494,6 +540,12 @@ class RunResult:
         """The extract step's wall time, from hw_steps."""
         return self.step_seconds("extract")
 
+    @property
+    def rest_seconds(self) -> float:
+        """The run's time outside its extract, stage, model and load steps."""
+        steps = ("extract", "stage", "model", "load")
+        return self.span.seconds - sum(s["seconds"] for s in self.steps if s["stage"] in steps)
+
     def step_seconds(self, stage: str, name: str | None = None) -> float:
         return sum(
             float(s["seconds"])
@@ -565,14 +617,20 @@ def headwater_run(clock: ServerClock, root: Path, profile_to: Path | None = None
 
 
 def change_rows(try_number: int) -> int:
-    """Change 1% of the orders (a different 1% each try): a new version of each."""
+    """Change 1% of the orders (a different 1% each try): a new version of each. Their
+    values before the change are kept in `hw_bench_original` for `restore_rows`."""
     every = round(1 / CHANGED_SHARE)
-    return int(
-        pg_bench(
-            f"UPDATE {TABLE} SET units_sold = units_sold + 1, last_updated = localtimestamp "
-            f"WHERE {KEY} % {every} = {try_number % every}"
+    where = f"{KEY} % {every} = {try_number % every}"
+    with psycopg.connect(BENCH_URL) as conn:  # one transaction
+        conn.execute(
+            f"INSERT INTO {ORIGINAL} SELECT {KEY}, {CURSOR}, units_sold FROM {TABLE} "
+            f"WHERE {where} ON CONFLICT DO NOTHING"
         )
-    )
+        changed = conn.execute(
+            f"UPDATE {TABLE} SET units_sold = units_sold + 1, {CURSOR} = localtimestamp "
+            f"WHERE {where}"
+        ).rowcount
+    return int(changed)
 
 
 @dataclass
@@ -587,6 +645,7 @@ class Pair:
 
 def run_pair(clock: ServerClock, try_number: int, profile: bool = False) -> Pair:
     """A full run on a fresh project, 1% of the rows changed, an incremental run."""
+    restore_rows()
     root = WORK / "project"
     fresh_project(root)
     rows, units = source_rows(), source_units()
@@ -627,6 +686,35 @@ def run_pair(clock: ServerClock, try_number: int, profile: bool = False) -> Pair
     return Pair(full, incremental, rows, changed, full_ok, incremental_ok)
 
 
+def run_pairs(clock: ServerClock, first_try: int, repeat: int) -> list[Pair]:
+    pairs = []
+    for i in range(repeat):
+        pairs.append(run_pair(clock, first_try + i))
+        if repeat > 1:
+            log(f"  try {i + 1}/{repeat} done")
+    return pairs
+
+
+@dataclass
+class Half:
+    """The incremental runs of one half of the benchmark: without, then with the index."""
+
+    label: str
+    what: str
+    pairs: list[Pair]
+    rows: list[StepResult] = field(default_factory=list)
+    run_fraction: float = 0.0
+    extract_fraction: float = 0.0
+
+    @property
+    def run_best(self) -> RunResult:
+        return min((p.incremental for p in self.pairs), key=lambda r: r.span.seconds)
+
+    @property
+    def extract_best(self) -> RunResult:
+        return min((p.incremental for p in self.pairs), key=lambda r: r.extract_span.seconds)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -657,6 +745,16 @@ def run_dict(r: RunResult) -> dict[str, Any]:
     return out
 
 
+def pair_dict(p: Pair) -> dict[str, Any]:
+    return {
+        "full": run_dict(p.full),
+        "incremental": run_dict(p.incremental),
+        "changed": p.changed,
+        "full_ok": p.full_ok,
+        "incremental_ok": p.incremental_ok,
+    }
+
+
 def environment() -> dict[str, Any]:
     with psycopg.connect(ADMIN_URL) as conn:
         version = conn.execute("SHOW server_version").fetchone()
@@ -679,6 +777,8 @@ def measure(args: argparse.Namespace) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     repeat = args.repeat
     rows = prepare_database(args.rows, args.keep_db)
+    restore_rows()  # a reused database: as the fill left it, without the index
+    drop_index()
     size = table_bytes()
     clock = ServerClock()
     log(f"{TABLE}: {rows:,} rows, {size / 1e6:,.0f} MB in PostgreSQL")
@@ -709,24 +809,32 @@ def measure(args: argparse.Namespace) -> int:
             log(f"  projected {projected:,.0f} s: sample only (best of {repeat})")
             common = best_of(repeat, lambda: run_pandas(clock, COMMON_SAMPLE, rows))
 
-    log(f"\nheadwater: run() full, then 1% changed and run() again (best of {repeat})")
-    pairs = []
-    for i in range(repeat):
-        pairs.append(run_pair(clock, i))
-        if repeat > 1:
-            log(f"  try {i + 1}/{repeat} done")
+    log(
+        f"\nheadwater: run() full, then {CHANGED_SHARE:.0%} changed and run() again, no index on "
+        f"{TABLE}.{CURSOR} (best of {repeat})"
+    )
+    plain = run_pairs(clock, 0, repeat)
+    log(f"\nCREATE INDEX ON {TABLE} ({CURSOR}) ...")
+    index_seconds, index_bytes = create_index()
+    log(f"  {index_bytes / 1e6:,.0f} MB in {index_seconds:.2f} s")
+    log(
+        f"\nheadwater: run() full, then {CHANGED_SHARE:.0%} changed and run() again, with the "
+        f"index (best of {repeat})"
+    )
+    indexed = run_pairs(clock, repeat, repeat)
+    pairs = plain + indexed
+    checks_ok = all(p.full_ok and p.incremental_ok for p in pairs)
+    if args.profile:
+        log("\nprofiling one more full and incremental run (with the index) with cProfile ...")
+        pair = run_pair(clock, 2 * repeat, profile=True)
+        checks_ok = checks_ok and pair.full_ok and pair.incremental_ok
+    restore_rows()
+    drop_index()
+
+    # The full run does not use the index (parallel page-range scans): best of both halves.
     full = min((p.full for p in pairs), key=lambda r: r.span.seconds)
     full_x = min((p.full for p in pairs), key=lambda r: r.extract_span.seconds)
-    incremental = min((p.incremental for p in pairs), key=lambda r: r.span.seconds)
-    inc_x = min((p.incremental for p in pairs), key=lambda r: r.extract_span.seconds)
     changed = pairs[0].changed
-    checks_ok = all(p.full_ok and p.incremental_ok for p in pairs)
-
-    if args.profile:
-        log("\nprofiling one more full and incremental run with cProfile ...")
-        pair = run_pair(clock, repeat, profile=True)
-        checks_ok = checks_ok and pair.full_ok and pair.incremental_ok
-
     extract_row = run_row(
         "headwater: run's extract step",
         rows,
@@ -740,38 +848,65 @@ def measure(args: argparse.Namespace) -> int:
         full.span,
         f"fresh project: extract, stage into Iceberg, model {MODEL}, DuckDB warehouse",
     )
-    inc_x_row = run_row(
-        "headwater: incremental extract step",
-        inc_x.rows_staged,
-        inc_x.extract_span,
-        f"after {CHANGED_SHARE:.0%} of the rows changed; rows = new versions",
-    )
-    inc_row = run_row(
-        "headwater: incremental run()",
-        incremental.rows_staged,
-        incremental.span,
-        f"after {CHANGED_SHARE:.0%} of the rows changed; rows = new versions staged, "
-        "in the lake and in the warehouse",
-    )
-    steps_table = [
-        ("extract", full.extract_seconds, incremental.extract_seconds),
-        ("stage", full.step_seconds("stage"), incremental.step_seconds("stage")),
-        (f"model {MODEL}", full.step_seconds("model"), incremental.step_seconds("model")),
-        ("load (warehouse)", full.step_seconds("load"), incremental.step_seconds("load")),
+    halves = [
+        Half("no index", f"no index on {CURSOR}", plain),
+        Half("index", f"index on {CURSOR}", indexed),
     ]
-    full_rest = full.span.seconds - sum(
-        s["seconds"] for s in full.steps if s["stage"] in ("extract", "stage", "model", "load")
-    )
-    inc_rest = incremental.span.seconds - sum(
-        s["seconds"]
-        for s in incremental.steps
-        if s["stage"] in ("extract", "stage", "model", "load")
-    )
+    for half in halves:
+        half.rows = [
+            run_row(
+                f"headwater: incremental extract step, {half.label}",
+                half.extract_best.rows_staged,
+                half.extract_best.extract_span,
+                f"after {CHANGED_SHARE:.0%} of the rows changed, {half.what}; rows = new versions",
+            ),
+            run_row(
+                f"headwater: incremental run(), {half.label}",
+                half.run_best.rows_staged,
+                half.run_best.span,
+                f"after {CHANGED_SHARE:.0%} of the rows changed, {half.what}; rows = new "
+                "versions staged, in the lake and in the warehouse",
+            ),
+        ]
+        half.run_fraction = half.run_best.span.seconds / full.span.seconds
+        half.extract_fraction = half.rows[0].seconds / extract_row.seconds
+    plain_half, index_half = halves
+    steps_table = [
+        (
+            "extract",
+            full.extract_seconds,
+            plain_half.run_best.extract_seconds,
+            index_half.run_best.extract_seconds,
+        ),
+        *(
+            (
+                label,
+                full.step_seconds(stage),
+                plain_half.run_best.step_seconds(stage),
+                index_half.run_best.step_seconds(stage),
+            )
+            for label, stage in (
+                ("stage", "stage"),
+                (f"model {MODEL}", "model"),
+                ("load (warehouse)", "load"),
+            )
+        ),
+        (
+            "rest (plan, lock, state, catalog)",
+            full.rest_seconds,
+            plain_half.run_best.rest_seconds,
+            index_half.run_best.rest_seconds,
+        ),
+        (
+            "whole run",
+            full.span.seconds,
+            plain_half.run_best.span.seconds,
+            index_half.run_best.span.seconds,
+        ),
+    ]
     vs_floor = extract_row.rps / floor.rps if floor.rps else 0.0
     alone_vs_floor = alone.rps / floor.rps if floor.rps else 0.0
     vs_common = extract_row.rps / common.rps if common and common.rps else None
-    run_fraction = incremental.span.seconds / full.span.seconds
-    extract_fraction = inc_x_row.seconds / extract_row.seconds
     references_ok = cx1.ok and cxn.ok and copy.ok and alone.ok and (common is None or common.ok)
 
     lines = [
@@ -784,8 +919,7 @@ def measure(args: argparse.Namespace) -> int:
         row_line(extract_row),
         row_line(alone),
         row_line(full_row),
-        row_line(inc_x_row),
-        row_line(inc_row),
+        *(row_line(r) for half in halves for r in half.rows),
         row_line(cx1),
         row_line(cxn),
         row_line(copy),
@@ -794,11 +928,13 @@ def measure(args: argparse.Namespace) -> int:
         lines.append(row_line(common))
     lines += [
         "",
-        "| run step (hw_steps) | full run s | incremental run s |",
-        "|---|---:|---:|",
-        *(f"| {name} | {a:.2f} | {b:.2f} |" for name, a, b in steps_table),
-        f"| rest (plan, lock, state, catalog) | {full_rest:.2f} | {inc_rest:.2f} |",
-        f"| whole run | {full.span.seconds:.2f} | {incremental.span.seconds:.2f} |",
+        f"Index on {TABLE} ({CURSOR}): {index_bytes / 1e6:,.0f} MB, built in "
+        f"{index_seconds:.2f} s. The full run is the best of all {len(pairs)} (it does not use "
+        "the index).",
+        "",
+        "| run step (hw_steps) | full run s | incremental s, no index | incremental s, index |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} |" for name, a, b, c in steps_table),
         "",
         "| ratio | value | target | verdict |",
         "|---|---:|---:|---|",
@@ -812,14 +948,18 @@ def measure(args: argparse.Namespace) -> int:
             f"{' (extrapolated)' if common.extrapolated else ''} | {vs_common:.1f}x | "
             f">= {TARGET_VS_COMMON:g}x | {verdict(vs_common >= TARGET_VS_COMMON)} |"
         )
-    lines += [
-        f"| incremental run s / full run s | {run_fraction:.1%} | < {TARGET_INCREMENTAL:.0%} | "
-        f"{verdict(run_fraction < TARGET_INCREMENTAL)} |",
-        f"| incremental extract step s / full extract step s | {extract_fraction:.1%} | "
-        f"< {TARGET_INCREMENTAL:.0%} | {verdict(extract_fraction < TARGET_INCREMENTAL)} |",
+    for half in halves:
+        lines += [
+            f"| incremental run s / full run s, {half.what} | {half.run_fraction:.1%} | "
+            f"< {TARGET_INCREMENTAL:.0%} | {verdict(half.run_fraction < TARGET_INCREMENTAL)} |",
+            f"| incremental extract step s / full extract step s, {half.what} | "
+            f"{half.extract_fraction:.1%} | < {TARGET_INCREMENTAL:.0%} | "
+            f"{verdict(half.extract_fraction < TARGET_INCREMENTAL)} |",
+        ]
+    lines.append(
         f"| every run and output checked | {checks_ok and references_ok} | True | "
-        f"{verdict(checks_ok and references_ok)} |",
-    ]
+        f"{verdict(checks_ok and references_ok)} |"
+    )
     log("\n".join(lines))
     if args.profile:
         print_profile(WORK / "full.prof")
@@ -834,36 +974,33 @@ def measure(args: argparse.Namespace) -> int:
                 "rows": rows,
                 "table_bytes": size,
                 "changed": changed,
+                "index": {"seconds": round(index_seconds, 3), "bytes": index_bytes},
                 "steps": {
                     "headwater_extract_step": step_dict(extract_row),
                     "headwater_extract_alone": step_dict(alone),
                     "headwater_run": step_dict(full_row),
-                    "headwater_incremental_extract_step": step_dict(inc_x_row),
-                    "headwater_incremental_run": step_dict(inc_row),
+                    "headwater_incremental_extract_step": step_dict(plain_half.rows[0]),
+                    "headwater_incremental_run": step_dict(plain_half.rows[1]),
+                    "headwater_incremental_extract_step_index": step_dict(index_half.rows[0]),
+                    "headwater_incremental_run_index": step_dict(index_half.rows[1]),
                     "floor_connectorx_1": step_dict(cx1),
                     "floor_connectorx_n": step_dict(cxn),
                     "copy_binary": step_dict(copy),
                     "common_pandas": None if common is None else step_dict(common),
                 },
                 "floor": floor.step,
-                "runs": [
-                    {
-                        "full": run_dict(p.full),
-                        "incremental": run_dict(p.incremental),
-                        "changed": p.changed,
-                        "full_ok": p.full_ok,
-                        "incremental_ok": p.incremental_ok,
-                    }
-                    for p in pairs
-                ],
+                "runs": [pair_dict(p) for p in plain],
+                "runs_index": [pair_dict(p) for p in indexed],
                 "ratios": {
                     "extract_over_floor": round(vs_floor, 3),
                     "target_vs_floor_min": TARGET_VS_FLOOR,
                     "extract_alone_over_floor": round(alone_vs_floor, 3),
                     "extract_over_common": None if vs_common is None else round(vs_common, 2),
                     "target_vs_common_min": TARGET_VS_COMMON,
-                    "incremental_run_fraction": round(run_fraction, 4),
-                    "incremental_extract_fraction": round(extract_fraction, 4),
+                    "incremental_run_fraction": round(plain_half.run_fraction, 4),
+                    "incremental_extract_fraction": round(plain_half.extract_fraction, 4),
+                    "incremental_run_fraction_index": round(index_half.run_fraction, 4),
+                    "incremental_extract_fraction_index": round(index_half.extract_fraction, 4),
                     "target_incremental_max": TARGET_INCREMENTAL,
                 },
                 "checks_ok": checks_ok and references_ok,

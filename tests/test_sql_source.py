@@ -173,10 +173,25 @@ def test_incremental_extract_from_postgres(tmp_path: Path, pg_database: str) -> 
         (1, Decimal("4.10")), (2, Decimal("2.00")), (3, Decimal("1000.50")), (4, Decimal("5.00"))
     ]  # fmt: skip
 
+    # A late commit alone: no row past the watermark, one version the lake lacks.
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(
+            INSERT,
+            (5, "Later", Decimal("6.00"), "BAG", None, True, "2022-11-05 09:55:00.000",
+             "2022-11-05 09:55:00.000"),
+        )  # fmt: skip
+    late = run(Project.load(root))
+    assert late.ok, late.error
+    assert (late.sources["shop"].files_new, late.sources["shop"].rows_read) == (1, 1)
+    assert warehouse(root, "select count(*) from item_versions") == [(6,)]
+    assert "2022-11-05 10:00:00" in cli("state", "show", "-p", str(root)).output
+    quiet = run(Project.load(root))
+    assert quiet.ok and quiet.sources["shop"].files_new == 0
+
     # A full refresh re-reads every row and adds no version twice.
     refreshed = cli("run", "-p", str(root), "-q", "--full-refresh", "item")
     assert refreshed.exit_code == 0, refreshed.output
-    assert warehouse(root, "select count(*) from item_versions") == [(5,)]
+    assert warehouse(root, "select count(*) from item_versions") == [(6,)]
     assert cli("state", "reset", "shop", "item", "-p", str(root)).exit_code == 0
     assert "no watermarks" in cli("state", "show", "-p", str(root)).output
     assert (

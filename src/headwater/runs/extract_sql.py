@@ -4,9 +4,13 @@ Per table: the rows with `cursor >= watermark - overlap` (all rows on the
 first run, on `--full-refresh TABLE`, or for a table without a cursor) are
 written by the source into a local Parquet file, hashed, and landed under a
 put-once key `raw/<source>/run=<run id>/<table>.parquet`. A file whose bytes
-were landed before (nothing changed since) is skipped. The ledger records
-the landed files in one transaction; only then do the watermarks move, so a
-crash never advances a watermark past rows the lake does not hold.
+were landed before (nothing changed since) is skipped, and so is one whose
+rows all lie at or below the watermark (read again inside the overlap
+window) when the processed table already holds every one of those versions;
+a cursor past the watermark is a new version, landed without looking. The
+ledger records the landed files in one transaction; only then do the
+watermarks move, so a crash never advances a watermark past rows the lake
+does not hold.
 
 Transient errors (the database refused or dropped a connection, timed out,
 a deadlock) are retried: reading the catalog as one step, then each table on
@@ -158,8 +162,10 @@ def _extract_table(
     if got.rows == 0:
         summary.files_unchanged += 1
         return None, None
-    if since is not None:
-        # Rows read again inside the overlap window are not news: land only if some are.
+    if since is not None and not (got.max_cursor and newer(got.max_cursor, since)):
+        # Every row is at or below the watermark: rows read again inside the overlap window
+        # are not news, so land only if some version is missing from the processed table.
+        # (A cursor past the watermark is a version no extract has seen: no need to look.)
         extracted = scan_sql([str(out)])
         fresh = ctx.engine.scalar_int(
             f"SELECT count(*) FROM {extracted} r{unseen_versions(ctx, table, extracted)}"

@@ -106,6 +106,14 @@ class SqlTablePlan:
 
 
 @dataclass(frozen=True)
+class Catalog:
+    """What the inspector said about the tables to extract: columns in order, primary keys."""
+
+    columns: dict[str, list[Any]]
+    keys: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Extracted:
     rows: int
     max_cursor: str | None  # the watermark this extract reached (None: no rows or no cursor)
@@ -172,7 +180,8 @@ class SqlSourceReader:
                     if any(fnmatch.fnmatchcase(t, p) for p in self.config.include)
                     and not any(fnmatch.fnmatchcase(t, p) for p in self.config.exclude)
                 ]
-            return [self._plan_table(inspector, t) for t in wanted]
+            catalog = self._catalog(inspector, [t for t in wanted if not self._query(t)])
+            return [self._plan_table(catalog, t) for t in wanted]
         except sa.exc.DBAPIError as exc:
             message = scrub(" ".join(str(exc.orig).split()), self.url)
             if driver_error_is_transient(exc):
@@ -185,18 +194,33 @@ class SqlSourceReader:
         finally:
             engine.dispose()
 
-    def _plan_table(self, inspector: Any, table: str) -> SqlTablePlan:
+    def _query(self, table: str) -> bool:
         settings = self.config.tables.get(table)
+        return settings is not None and bool(settings.query)
+
+    def _catalog(self, inspector: Any, tables: list[str]) -> Catalog:
+        """The tables' columns and primary keys: one query each for all tables, not per table."""
+        if not tables:
+            return Catalog({}, {})
         schema = self.config.schema_name
+        columns = inspector.get_multi_columns(schema=schema, filter_names=tables)
+        keys = inspector.get_multi_pk_constraint(schema=schema, filter_names=tables)
+        return Catalog(
+            columns={name: list(found) for (_, name), found in columns.items()},
+            keys={name: dict(found) for (_, name), found in keys.items()},
+        )
+
+    def _plan_table(self, catalog: Catalog, table: str) -> SqlTablePlan:
+        settings = self.config.tables.get(table)
         if settings is not None and settings.query:
             columns: list[str] = []
             types: dict[str, str] = {}
             key = list(settings.key or [])
         else:
-            described = inspector.get_columns(table, schema=schema)
+            described = catalog.columns.get(table, [])
             columns = [str(c["name"]) for c in described]
             types = {str(c["name"]): str(c["type"]).upper() for c in described}
-            pk = inspector.get_pk_constraint(table, schema=schema) or {}
+            pk = catalog.keys.get(table, {})
             key = (
                 list(settings.key)
                 if settings and settings.key
