@@ -121,3 +121,40 @@ def test_bodies_have_the_documented_shape_and_no_secret(
         for text in (*mails, *posts, *errors):
             assert secret not in text
     assert len(smtp_tls_server.messages) == 2
+
+
+def test_alert_text_never_carries_a_project_secret(tmp_path: Path) -> None:
+    """A run error may quote a driver's message with a URL or password: redacted before
+    any channel sees it."""
+    import datetime as dt
+
+    from headwater.alerts.channels import Channels
+    from headwater.alerts.message import Alert
+    from headwater.config import ProjectConfig
+
+    config = ProjectConfig.model_validate(
+        {
+            "name": "shop",
+            "warehouse": {"type": "postgres", "url": "postgresql://loader:pw-XYZ@db/x"},
+            "alerts": {"webhooks": [{"url": "http://127.0.0.1:9/hook"}]},
+        }
+    )
+    from headwater.observe.logs import secrets_of
+
+    channels = Channels(config.alerts, tmp_path, secrets_of(config))
+    alert = Alert(
+        event="failure",
+        cause="warehouse",
+        project="shop",
+        message="load failed at postgresql://loader:pw-XYZ@db/x",
+        link="http://127.0.0.1:8080/runs/3",
+        time=dt.datetime(2026, 11, 22, 12, 0),
+        run_id=3,
+        error="connection to mysql://root:other-pw@h/db failed; token=abc; pw-XYZ",
+        context={"target": "postgresql://loader:pw-XYZ@db/x"},
+    )
+    clean = channels.redacted(alert)
+    text = f"{clean.message} {clean.error} {clean.context}"
+    for secret in ("pw-XYZ", "other-pw", "token=abc"):
+        assert secret not in text
+    assert clean.run_id == 3 and "***" in clean.error

@@ -294,3 +294,36 @@ def test_objects_landing_under_an_s3_prefix_start_a_run(tmp_path: Path, s3_bucke
     assert [r["status"] for r in results] == ["success"], results
     assert results[0]["sources"]["branch_files"]["files_new"] == 2
     assert warehouse_rows(root, "SELECT count(*) FROM transactions") == [(made.transactions,)]
+
+
+def test_stopping_starts_nothing_that_was_queued(tmp_path: Path) -> None:
+    root = new_project(tmp_path / "p")
+    scheduler = Scheduler([Project.load(root)])
+    events: list[RunEvent] = []
+    scheduler.on_event = events.append
+    scheduler.fire("cafe", "manual")
+    scheduler.poll()
+    scheduler.fire("cafe", "cron")  # queued behind the running run
+    scheduler.stop_runs(grace=120)
+    assert [e.kind for e in events] == ["started", "finished"]
+    assert events[-1].result is not None and events[-1].result["status"] == "success"
+
+
+def test_a_run_killed_while_logging_does_not_block_the_next(tmp_path: Path) -> None:
+    """Each run has its own log channel: killing one mid-line cannot wedge the next."""
+    root = new_project(tmp_path / "p")
+    text = (root / "headwater.yaml").read_text()
+    (root / "headwater.yaml").write_text(
+        text.replace("timeout_minutes: 60", "timeout_minutes: 0.001")
+    )
+    scheduler = Scheduler([Project.load(root)])
+    events: list[RunEvent] = []
+    scheduler.on_event = events.append
+    scheduler.fire("cafe", "manual")
+    wait_for(lambda: (scheduler.poll(), len(finished(events)) == 1)[1], 60, "the killed run")
+    assert "timed out" in str(finished(events)[0]["error"])
+    (root / "headwater.yaml").write_text(text)  # a sane timeout again
+    scheduler.pipelines["cafe"].timeout = 600
+    scheduler.fire("cafe", "manual")
+    wait_for(lambda: (scheduler.poll(), len(finished(events)) == 2)[1], 120, "the next run")
+    assert finished(events)[1]["status"] == "success", finished(events)[1]

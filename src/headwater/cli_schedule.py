@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from headwater.config_schedule import runs_unattended
 from headwater.errors import ConfigError, HeadwaterError
 
 
@@ -36,11 +37,15 @@ def schedule(
         names = [p.config.name for p in projects]
         if len(set(names)) != len(names):
             raise ConfigError(f"two projects have the same name: {', '.join(names)}")
-        untriggered = [p.config.name for p in projects if not p.config.schedule.triggers]
-        if len(untriggered) == len(projects):
+        idle = [
+            p.config.name
+            for p in projects
+            if not runs_unattended(p.config.schedule, p.config.alerts)
+        ]
+        if len(idle) == len(projects):
             raise ConfigError(
-                f"{', '.join(untriggered)}: no schedule.triggers in headwater.yaml, so nothing "
-                "would ever run (see docs/schedule.md)"
+                f"{', '.join(idle)}: no schedule.triggers (nor alerts.staleness or "
+                "alerts.daily_summary) in headwater.yaml: nothing to do (see docs/schedule.md)"
             )
     except HeadwaterError as exc:
         raise _fail(exc) from None

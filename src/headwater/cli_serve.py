@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from headwater.config_schedule import runs_unattended
 from headwater.errors import ConfigError, HeadwaterError
 
 TOKEN_ENV = "HEADWATER_SERVE_TOKEN"  # noqa: S105  (the variable's name, not a secret)
@@ -35,7 +36,7 @@ def serve(
         bool,
         typer.Option(
             "--schedule/--no-schedule",
-            help="Run the project's schedule.triggers in this process (on when it has any).",
+            help="Run the project's schedule.triggers (and alert deadlines) in this process.",
         ),
     ] = True,
 ) -> None:
@@ -59,7 +60,7 @@ def serve(
     from headwater.serve.app import LOOPBACK_HOSTS, create_app
 
     service = None
-    if schedule and proj.config.schedule.triggers:
+    if schedule and runs_unattended(proj.config.schedule, proj.config.alerts):
         from headwater.schedule.service import Service
 
         service = Service([proj])

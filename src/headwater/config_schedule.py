@@ -218,3 +218,9 @@ class LoggingConfig(Strict):
     max_mb: int = Field(default=10, ge=1, description="Rotate the file at this size")
     backups: int = Field(default=5, ge=0, description="Rotated files kept")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def runs_unattended(schedule: ScheduleConfig, alerts: AlertsConfig) -> bool:
+    """Whether a scheduler has anything to do for a project: triggers to fire, or
+    deadlines and a daily summary to watch."""
+    return bool(schedule.triggers or alerts.staleness or alerts.daily_summary)

@@ -9,6 +9,7 @@ are replaced by `***` in every message.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import smtplib
 import ssl
@@ -24,6 +25,7 @@ import httpx
 from headwater import urls
 from headwater.alerts.message import WEBHOOK_BODIES, Alert, email_message
 from headwater.config_schedule import AlertsConfig, EmailChannel, WebhookChannel
+from headwater.observe.logs import Redactor, secrets_of
 from headwater.project import Project
 
 log = logging.getLogger("headwater.alerts")
@@ -52,11 +54,16 @@ def webhook_label(index: int, channel: WebhookChannel) -> str:
 class Channels:
     """The channels of one project's `alerts` section, ready to send."""
 
-    def __init__(self, config: AlertsConfig, root: Path) -> None:
+    def __init__(
+        self, config: AlertsConfig, root: Path, project_secrets: Iterable[str] = ()
+    ) -> None:
         self.config = config
         self.root = root
         self.secrets = _secrets(config)
         _HTTPX_FILTER.learn(self.secrets)
+        # Every secret of the project (database URLs, the PII key...): an alert quotes run
+        # errors, which may quote a driver's message.
+        self.redactor = Redactor([*self.secrets, *project_secrets])
 
     @classmethod
     def of(cls, project: Project) -> Channels | None:
@@ -64,7 +71,7 @@ class Channels:
         config = project.config.alerts
         if config.email is None and not config.webhooks:
             return None
-        return cls(config, project.root)
+        return cls(config, project.root, secrets_of(project.config))
 
     def wants(self, event: str) -> bool:
         return event in self.config.on
@@ -76,6 +83,7 @@ class Channels:
 
     def send(self, alert: Alert) -> list[Delivery]:
         """The alert on every channel: the email, then each webhook."""
+        alert = self.redacted(alert)
         out: list[Delivery] = []
         email = self.config.email
         if email is not None:
@@ -84,6 +92,16 @@ class Channels:
             body = WEBHOOK_BODIES[hook.format](alert)
             out.append(self._attempt(webhook_label(index, hook), alert, self._post, hook, body))
         return out
+
+    def redacted(self, alert: Alert) -> Alert:
+        """The alert with no secret value and no password of a URL left in its text."""
+        clean = self.redactor.redact
+        return dataclasses.replace(
+            alert,
+            message=clean(alert.message),
+            error=None if alert.error is None else clean(alert.error),
+            context={k: clean(v) for k, v in alert.context.items()},
+        )
 
     def send_email(self, message: EmailMessage, alert: Alert) -> Delivery:
         """One email (an alert, or the daily summary) through the configured server."""

@@ -33,8 +33,13 @@ PROJECT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "headwater_project", default=None
 )
 
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)", re.IGNORECASE)
-_PARAM_PASSWORD = re.compile(r"(?P<pre>\b(?:password|passwd|pwd|secret|token)=)[^&\s\"']+", re.I)
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+(?=@)", re.IGNORECASE)
+_PARAM_PASSWORD = re.compile(
+    r"(?P<pre>(?<![A-Za-z0-9])[A-Za-z0-9_-]*(?:password|passwd|pwd|secret|token|api_?key)=)"
+    r"[^&\s\"']+",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(?P<pre>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
 @contextlib.contextmanager
@@ -73,6 +78,9 @@ def secrets_of(config: BaseModel) -> list[str]:
     return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
 
 
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
 class Redactor(logging.Filter):
     """Replaces known secret values and URL passwords in every record's message."""
 
@@ -84,11 +92,15 @@ class Redactor(logging.Filter):
         for secret in self.secrets:
             text = text.replace(secret, "***")
         text = _URL_PASSWORD.sub(r"\g<pre>***", text)
+        text = _BEARER.sub(r"\g<pre>***", text)
         return _PARAM_PASSWORD.sub(r"\g<pre>***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.redact(record.getMessage())
         record.msg, record.args = message, None
+        for key, value in list(record.__dict__.items()):  # `extra=` fields
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.redact(value))
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = self.redact(
                 "".join(logging.Formatter().formatException(record.exc_info))
@@ -103,12 +115,7 @@ class Redactor(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, run_id, project, message, extras."""
 
-    _SKIP = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-        "message",
-        "run_id",
-        "project",
-        "asctime",
-    }
+    _SKIP = _STANDARD | {"run_id", "project", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {

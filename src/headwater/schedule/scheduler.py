@@ -90,16 +90,15 @@ class Scheduler:
         *,
         clock: Clock | None = None,
         on_event: Callable[[RunEvent], None] | None = None,
-        log_queue: multiprocessing.queues.Queue[Any] | None = None,
     ) -> None:
         self.clock = clock or Clock()
         self.on_event = on_event
-        self.log_queue = log_queue
         self.pipelines: dict[str, Pipeline] = {}
         for project in projects:
             self._add(project)
         self._lock = threading.RLock()
         self._wake = threading.Event()
+        self._stopping = False  # no trigger fires and no run starts any more
 
     def _add(self, project: Project) -> None:
         config = project.config
@@ -146,6 +145,8 @@ class Scheduler:
         sleep = IDLE_WAKE
         with self._lock:
             for pipeline in self.pipelines.values():
+                if self._stopping:
+                    break
                 for cron, trigger in pipeline.crons:
                     if cron.due(now):
                         self.fire(pipeline.name, "cron", trigger.sources)
@@ -170,6 +171,7 @@ class Scheduler:
                     pipeline.running is None
                     and pipeline.pending is not None
                     and mono >= pipeline.not_before
+                    and not self._stopping
                 ):
                     self._start(pipeline)
         return max(sleep, 0.01)
@@ -182,7 +184,7 @@ class Scheduler:
         if sources == ():
             sources = None
         request = RunRequest(str(pipeline.project.root), pending.trigger, sources)
-        pipeline.running = handle = worker.start(request, self.log_queue)
+        pipeline.running = handle = worker.start(request)
         pipeline.runs_started += 1
         sentinel = handle.process.sentinel
 
@@ -205,7 +207,7 @@ class Scheduler:
             handle.kill()
             handle.finished()
             minutes = pipeline.timeout / 60
-            result = self._stopped_from_outside(
+            result = handle.result or self._stopped_from_outside(  # a result: it was alerting
                 pipeline, handle, f"timed out after {minutes:g} minutes; the run was stopped"
             )
         elif handle.result is None:
@@ -225,10 +227,17 @@ class Scheduler:
             status,
             extra={"project": pipeline.name},
         )
+        if status != "success" and not result.get("alerted"):
+            # The run's process could not alert (its project file broke, it died).
+            result["alerted"] = True
+            self._alert(pipeline.project, result)
         if status != "success" and result.get("transient"):
             # Failed before doing anything (another process holds the run lock, the state
             # database did not answer): the same trigger again, after a pause.
-            self.fire(pipeline.name, handle.request.trigger, None)
+            sources = handle.request.sources
+            self.fire(
+                pipeline.name, handle.request.trigger, None if sources is None else [*sources]
+            )
             pipeline.not_before = mono + RETRY_PAUSE
         self._emit(
             RunEvent("finished", pipeline.name, handle.request.trigger, time.monotonic(), result)
@@ -252,7 +261,6 @@ class Scheduler:
         if ids:
             result["run_id"] = ids[-1]
         log.error("%s: %s", pipeline.name, error, extra={"project": pipeline.name})
-        self._alert(pipeline.project, result)
         return result
 
     def _after(self, name: str, result: dict[str, Any]) -> None:
@@ -270,12 +278,18 @@ class Scheduler:
 
     @staticmethod
     def _alert(project: Project, result: dict[str, Any]) -> None:
-        try:
-            from headwater import alerts
+        """Alerts for a run the scheduler saw end badly, sent on their own thread: a slow
+        mail server must not hold the scheduler (and every other project) up."""
 
-            alerts.after_run(project, result)
-        except Exception as exc:  # alerts never stop the scheduler
-            log.warning("alerts failed: %s", exc)
+        def send() -> None:
+            try:
+                from headwater import alerts
+
+                alerts.after_run(project, result)
+            except Exception as exc:  # alerts never stop the scheduler
+                log.warning("alerts failed: %s", exc)
+
+        threading.Thread(target=send, name="alerts", daemon=True).start()
 
     def _emit(self, event: RunEvent) -> None:
         if self.on_event is not None:
@@ -291,22 +305,22 @@ class Scheduler:
 
         for pipeline in self.pipelines.values():
             project = pipeline.project
+            error = (
+                "the process running it stopped before the run finished "
+                "(scheduler killed or machine restarted); the next run recovers"
+            )
             try:
                 with run_lock(project.home, project.state_url, project.config.name):
                     db = StateDB.open(project.state_url)
                     try:
-                        ids = fail_running(
-                            db,
-                            "the process running it stopped before the run finished "
-                            "(scheduler killed or machine restarted); the next run recovers",
-                        )
+                        ids = fail_running(db, error)
                     finally:
                         db.dispose()
             except LockHeldError:
                 continue  # a run is going elsewhere: it is not stale
             for run_id in ids:
                 log.warning("%s: run %d was left unfinished; marked failed", pipeline.name, run_id)
-                self._alert(project, {"run_id": run_id, "status": "failed", "error": "stopped"})
+                self._alert(project, {"run_id": run_id, "status": "failed", "error": error})
 
     def wait(self, timeout: float) -> None:
         """Sleep until `timeout` passes or something fires."""
@@ -320,7 +334,9 @@ class Scheduler:
             return any(p.running is not None for p in self.pipelines.values())
 
     def stop_runs(self, grace: float) -> None:
-        """Let running runs finish for up to `grace` seconds, then kill them."""
+        """Let running runs finish for up to `grace` seconds, then kill them. Nothing
+        pending starts any more."""
+        self._stopping = True
         deadline = time.monotonic() + grace
         while self.running() and time.monotonic() < deadline:
             self.poll()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import multiprocessing.queues
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,13 +25,6 @@ log = logging.getLogger("headwater.schedule")
 ALERT_EVERY = 10.0  # seconds between staleness / daily-summary checks
 
 
-class _ToLogger(logging.Handler):
-    """Hands a record from a run's process to this process's logger of the same name."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
-
-
 class Service:
     def __init__(
         self,
@@ -49,15 +41,11 @@ class Service:
         self.clock = clock or Clock()
         self.terminal_logs = terminal_logs
         self.alert_every = alert_every
-        self._queue: multiprocessing.queues.Queue[Any] = worker.context().Queue()
-        self.scheduler = Scheduler(
-            projects, clock=self.clock, on_event=on_event, log_queue=self._queue
-        )
+        self.scheduler = Scheduler(projects, clock=self.clock, on_event=on_event)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watchers: list[Poller | FolderEvents] = []
         self._dbs: list[StateDB] = []
-        self._listener: logging.handlers.QueueListener | None = None
 
     def start(self) -> None:
         first = self.projects[0]
@@ -70,8 +58,6 @@ class Service:
             secrets=[s for p in self.projects for s in logs.secrets_of(p.config)],
             terminal=self.terminal_logs,
         )
-        self._listener = logging.handlers.QueueListener(self._queue, _ToLogger())
-        self._listener.start()
         worker.warm_up()
         self.scheduler.recover()
         for project in self.projects:
@@ -151,9 +137,4 @@ class Service:
         for db in self._dbs:
             db.dispose()
         self.scheduler.stop_runs(grace)
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
-        self._queue.close()
-        self._queue.join_thread()
         logs.reset()

@@ -27,6 +27,7 @@ class CronSchedule:
     expression: str
     timezone: str = "UTC"
     next_due: dt.datetime | None = None
+    fired_wall: dt.datetime | None = None  # local wall-clock time of the last fire
 
     def next_after(self, moment: dt.datetime) -> dt.datetime:
         local = moment.astimezone(zoneinfo.ZoneInfo(self.timezone))
@@ -34,14 +35,22 @@ class CronSchedule:
         return nxt.astimezone(dt.UTC)
 
     def due(self, now: dt.datetime) -> bool:
-        """True once per scheduled time that has passed. A scheduler that was down over
-        several scheduled times fires once when it is back, not once per missed time."""
+        """True once per scheduled time that has passed. A scheduler whose loop was held
+        up over several scheduled times (a machine asleep) fires once, not once per missed
+        time; a local time that repeats when clocks go back fires once. A scheduler that
+        was not running does not catch up: the first due time is the next after it starts."""
         if self.next_due is None:
             self.next_due = self.next_after(now)
             return False
         if now < self.next_due:
             return False
-        self.next_due = self.next_after(now)
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        self.fired_wall = self.next_due.astimezone(zone).replace(tzinfo=None)
+        nxt = self.next_after(now)
+        # When clocks go back, wall times repeat: a time already fired is not fired again.
+        while nxt.astimezone(zone).replace(tzinfo=None) <= self.fired_wall:
+            nxt = self.next_after(nxt)
+        self.next_due = nxt
         return True
 
 

@@ -88,9 +88,12 @@ class Poller:
 
     def _loop(self) -> None:
         while True:
-            new = self.poll()
-            if new:
-                self.on_arrival(new)
+            try:
+                new = self.poll()
+                if new:
+                    self.on_arrival(new)
+            except Exception:  # the state database hiccuped: listing goes on next time
+                log.exception("%s: checking for new files failed", self.label)
             if self._stop.wait(self.interval):
                 return
 

@@ -19,6 +19,7 @@ import multiprocessing.connection
 import multiprocessing.context
 import multiprocessing.queues
 import os
+import queue
 import select
 import signal
 import threading
@@ -58,12 +59,32 @@ class RunHandle:
         request: RunRequest,
         process: multiprocessing.process.BaseProcess,
         conn: multiprocessing.connection.Connection,
+        logs: multiprocessing.queues.Queue[Any],
     ) -> None:
         self.request = request
         self.process = process
         self.conn = conn
         self.started = time.monotonic()
         self.result: dict[str, Any] | None = None
+        # The run's own log channel: a run killed while writing a line can only block
+        # its own queue, never the next run's.
+        self.logs = logs
+        self._done = threading.Event()
+        self._relay = threading.Thread(target=self._relay_logs, name="run logs", daemon=True)
+        self._relay.start()
+
+    def _relay_logs(self) -> None:
+        """Hand the child's log records to this process's loggers until it has ended."""
+        while True:
+            try:
+                record = self.logs.get(timeout=0.2)
+            except queue.Empty:
+                if self._done.is_set():
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            logging.getLogger(record.name).handle(record)
 
     @property
     def pid(self) -> int:
@@ -82,6 +103,10 @@ class RunHandle:
             if self.result is None and self.conn.poll():
                 self.result = self.conn.recv()
         self.conn.close()
+        self._done.set()  # the relay drains what the child wrote, then stops
+        self._relay.join(timeout=5)
+        self.logs.cancel_join_thread()
+        self.logs.close()
         return True
 
     def kill(self) -> None:
@@ -89,9 +114,10 @@ class RunHandle:
         self.process.join(timeout=10)
 
 
-def start(request: RunRequest, logs: multiprocessing.queues.Queue[Any] | None) -> RunHandle:
+def start(request: RunRequest) -> RunHandle:
     ctx = context()
     receive, send = ctx.Pipe(duplex=False)
+    logs: multiprocessing.queues.Queue[Any] = ctx.Queue()
     process = ctx.Process(
         target=child_main,
         args=(request, send, logs, os.getpid(), dict(os.environ)),
@@ -99,7 +125,7 @@ def start(request: RunRequest, logs: multiprocessing.queues.Queue[Any] | None) -
     )
     process.start()
     send.close()
-    return RunHandle(request, process, receive)
+    return RunHandle(request, process, receive, logs)
 
 
 def warm_up() -> None:
@@ -188,6 +214,7 @@ def child_main(
             from headwater import alerts
 
             alerts.after_run(project, data)
+            data["alerted"] = True
         except Exception as exc:  # alerts never fail a run
             logger.warning("alerts after run failed: %s", exc)
     conn.send(data)
