@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import logging
 import re
+import tracemalloc
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
+import yaml
 
+from headwater.config import FilesSource
+from headwater.config_formats import LogOptions
 from headwater.project import Project
+from headwater.sources import files, textlines
+from headwater.sources.base import ParsedPart, RawInput
+from headwater.sources.files import FilesSourceReader
+from headwater.sources.logs import parse_log
+from headwater.sources.textlines import TextPiece, prepare
 from headwater.state import ledger
 from headwater.state.db import StateDB
 from tests.conftest import shared_data
@@ -126,6 +139,120 @@ def test_a_file_larger_than_a_chunk_is_parsed_in_pieces(tmp_path: Path) -> None:
     assert negative == 100
     data = root / ".headwater" / "lake" / "processed" / "support_logs" / "data"
     assert len(list(data.glob("*.parquet"))) >= 2  # one per piece group
+
+
+def big_log(count: int, crlf: bool = True, bom: bool = False) -> bytes:
+    """`count` careplus records, CRLF line ends, no newline after the last `---`."""
+    text = "\n".join(
+        RECORD.format(day=1 + i % 28, minute=i % 60, n=i % 1000, rt=i - 100) for i in range(count)
+    )
+    data = (text.replace("\n", "\r\n") if crlf else text).encode()
+    return (b"\xef\xbb\xbf" if bom else b"") + data
+
+
+def careplus_reader(chunk_mb: int) -> FilesSourceReader:
+    config = yaml.safe_load(CAREPLUS_YAML.format(path="logs", chunk_mb=chunk_mb))
+    source = FilesSource.model_validate(config["sources"]["support_logs"])
+    return FilesSourceReader("support_logs", source, Path())
+
+
+def streamed(path: Path) -> RawInput:
+    """A file as the pipeline hands it over: readable whole, and as a stream."""
+
+    def read(n: int) -> bytes:
+        with path.open("rb") as handle:
+            return handle.read(n)
+
+    return RawInput(path.name, "h", path.stat().st_size, read, partial(path.open, "rb"))
+
+
+def test_a_file_several_chunks_long_is_streamed_to_the_rows_of_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[TextPiece]:
+        for piece in textlines.stream(*args, **kwargs):
+            blocks.append(len(piece.data))
+            yield piece
+
+    monkeypatch.setattr(files, "stream", counted)
+    inbox = tmp_path / "logs"
+    inbox.mkdir()
+    count = 11000  # ~3.5 MB, CRLF, BOM, no final newline: about four blocks of chunk_mb = 1 MiB
+    data = big_log(count, bom=True)
+    assert len(data) > 3 << 20 and not data.endswith(b"\n")
+    (inbox / "support_logs_big.log").write_bytes(data)
+    root = careplus_project(tmp_path / "p", inbox, chunk_mb=1)
+    summary = run_ok(root)
+    source = summary.sources["support_logs"]
+    assert (source.rows_read, source.rows_loaded, source.rows_quarantined) == (count, count, 0)
+    processed = root / ".headwater" / "lake" / "processed" / "support_logs" / "data"
+    assert len(list(processed.glob("*.parquet"))) >= 3  # one per piece
+    assert len(blocks) >= 3 and max(blocks) < 3 << 19  # read from the lake as a stream
+    # The same file parsed as one piece, without streaming.
+    options = careplus_reader(1).config.log
+    assert isinstance(options, LogOptions)
+    one = parse_log([prepare("big", data, "utf-8")], options, {}).rows
+    names = [c for c in one.column_names if c != "_fidx"]
+    expected = one.select(names).sort_by("_line").to_pylist()
+    columns = ", ".join(f'"{n}"' for n in names)
+    got = lake(root, f"SELECT {columns} FROM support_logs ORDER BY _line")
+    assert [r["_line"] for r in expected] == list(range(1, 7 * count, 7))
+    assert [dict(zip(names, r, strict=True)) for r in got] == expected
+
+
+def test_a_streamed_file_that_stops_decoding_rejects_from_the_bad_block_on(
+    tmp_path: Path,
+) -> None:
+    count = 12000  # ~3.8 MB; one bad byte in the third MiB (third block)
+    data = bytearray(big_log(count))
+    bad_at = data.index(b"TicketID", (5 << 19)) + 2
+    data[bad_at] = 0xFF
+    path = tmp_path / "support_logs_bad.log"
+    path.write_bytes(bytes(data))
+    parts = list(careplus_reader(1).parse([streamed(path)], lambda p: p))
+    assert len(parts) >= 3
+    rows = pa.concat_tables([p.rows for p in parts])
+    rejects = pa.concat_tables([p.rejects for p in parts])
+    assert rows.num_rows + rejects.num_rows == count
+    assert rows.num_rows > 0 and rejects.num_rows > 0
+    lines = sorted(rows.column("_line").to_pylist() + rejects.column("_line").to_pylist())
+    assert lines == list(range(1, 7 * count, 7))
+    assert set(rejects.column("rule").to_pylist()) == {"encoding"}
+    assert set(rejects.column("reason").to_pylist()) == {
+        f"file is not valid UTF-8: byte 0xff at offset {bad_at}"
+    }
+    bad_line = bytes(data[:bad_at]).count(b"\n") + 1
+    first_rejected = min(rejects.column("_line").to_pylist())
+    assert max(rows.column("_line").to_pylist()) < first_rejected <= bad_line
+    assert all(p.rejects.num_rows == 0 for p in parts[:2])  # pieces before the bad block load
+
+
+def test_memory_does_not_grow_with_the_size_of_a_streamed_file(tmp_path: Path) -> None:
+    reader = careplus_reader(1)
+
+    def peak(count: int) -> tuple[int, int]:
+        path = tmp_path / f"support_logs_{count}.log"
+        path.write_bytes(big_log(count))
+        rows: list[int] = []
+
+        def sink(part: ParsedPart) -> None:
+            rows.append(part.rows.num_rows)
+
+        tracemalloc.start()
+        try:
+            list(reader.parse([streamed(path)], sink))
+            top = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert sum(rows) == count
+        return top, path.stat().st_size
+
+    small, _ = peak(10000)  # ~3 MiB
+    large, size = peak(80000)  # ~25 MiB: read whole, the peak would grow by more than the size
+    assert size > 20 << 20
+    assert large < small + size // 4, (small, large)
 
 
 DAMAGED = (

@@ -42,9 +42,15 @@ def _read(store: Store, key: str, limit: int = -1) -> bytes:
 
 
 def _inputs(ctx: RunContext, entries: list[ledger.LedgerEntry]) -> list[RawInput]:
-    """Landed files as the source reads them back: name, hash, size, and a reader."""
+    """Landed files as the source reads them back: name, hash, size, a reader and an opener."""
     return [
-        RawInput(e.name, e.content_hash, e.size, partial(_read, ctx.store, e.raw_key))
+        RawInput(
+            e.name,
+            e.content_hash,
+            e.size,
+            partial(_read, ctx.store, e.raw_key),
+            partial(ctx.store.open, e.raw_key),
+        )
         for e in entries
     ]
 

@@ -291,7 +291,10 @@ def parse_logs(project: Project, store: Store, rel: RawRelation, config: FilesSo
         rel.source, config.model_copy(update={"pii": {}}), project.root, project.config.lake.s3
     )
     inputs = [
-        RawInput(f.name, f.content_hash, f.size, partial(_read, store, f.key)) for f in rel.files
+        RawInput(
+            f.name, f.content_hash, f.size, partial(_read, store, f.key), partial(store.open, f.key)
+        )
+        for f in rel.files
     ]
 
     def rows(part: ParsedPart) -> pa.Table:

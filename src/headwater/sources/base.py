@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -37,12 +37,18 @@ class Discovered:
 
 @dataclass(frozen=True)
 class RawInput:
-    """A landed raw object, handed back to the source for parsing."""
+    """A landed raw object, handed back to the source for parsing.
+
+    `read(n)` gives the first n bytes (`read(-1)`: all of them); `open()`, when
+    given, a binary stream over the whole object (a local file, an S3 body),
+    for a source that reads a large object block by block. The caller closes it.
+    """
 
     name: str
     sha256: str
     size: int
-    read: Callable[[int], bytes]  # read(n): the first n bytes; read(-1): all of them
+    read: Callable[[int], bytes]
+    open: Callable[[], BinaryIO] | None = None
 
 
 @dataclass(frozen=True)

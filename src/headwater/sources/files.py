@@ -4,8 +4,10 @@ CSV is parsed by `csvparse`, text logs by `logs` (`format: log`) and
 `jsonlines` (`format: jsonl`). Files are parsed in chunks of about
 `chunk_mb` megabytes, two chunks at a time on worker threads (numpy, Arrow
 and DuckDB release the GIL), and yielded in order, so memory stays flat
-however many files a batch holds. A log file larger than a chunk is cut at
-record boundaries into pieces of about `chunk_mb`, parsed one after another.
+however many files a batch holds. A log file larger than one and a half
+chunks is read from its stream in blocks of about `chunk_mb`, cut at record
+boundaries into pieces parsed one after another, so memory does not grow
+with the file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from headwater.sources.csvparse import ParsedChunk, RawText, detect_columns, par
 from headwater.sources.jsonlines import parse_jsonl
 from headwater.sources.listing import list_local, list_s3
 from headwater.sources.logs import parse_log
-from headwater.sources.textlines import BoolArray, Lines, TextPiece, prepare, split
+from headwater.sources.textlines import BoolArray, Lines, TextPiece, prepare, split, stream
 
 WORKERS = 2
 HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
@@ -130,15 +132,27 @@ class FilesSourceReader:
             group, size = [], 0
 
         for item in chunk:
-            whole = prepare(item.name, item.read(-1), options.encoding)
-            for piece in split(whole, target, boundary):
+            for piece in _pieces(item, options.encoding, target, boundary):
                 if group and size + len(piece.data) > target:
                     flush()
                 group.append((item, piece))
                 size += len(piece.data)
-            del whole
+                del piece
         flush()
         return results
+
+
+def _pieces(
+    item: RawInput, encoding: str, target: int, boundary: Callable[[Lines], BoolArray]
+) -> Iterator[TextPiece]:
+    """A text file as pieces of about `target` bytes: read whole if small (or not streamable),
+    else block by block from its stream, so memory does not grow with the file."""
+    if item.open is not None and item.size > target * 3 // 2:
+        with item.open() as handle:
+            yield from stream(item.name, handle, item.size, encoding, target, boundary)
+        return
+    whole = prepare(item.name, item.read(-1), encoding)
+    yield from split(whole, target, boundary)
 
 
 def record_starts(options: LogOptions | JsonLinesOptions, lines: Lines) -> BoolArray:

@@ -6,6 +6,9 @@ into lines (its bytes decoded with replacement characters) so its records
 can be counted and rejected one by one. A large file is cut into pieces at
 record boundaries (`split`), each piece numbering its lines from where it
 starts in the file, so memory depends on the piece size, not the file size.
+A file too large to read whole is read from a stream block by block
+(`stream`): each block is decoded, cut after its last record boundary and
+the rest carried into the next, so not even the file's bytes are held.
 
 Line texts are never copied into Python strings: an Arrow string array is
 built over the concatenated bytes with offsets at the line bounds.
@@ -13,15 +16,17 @@ built over the concatenated bytes with offsets at the line bounds.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.sources.csvparse import FileCounts, normalise
+from headwater.sources.csvparse import BOM, FileCounts, _valid_utf8, normalise
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -241,3 +246,150 @@ def _boundary_before(
         if lo <= floor:
             return None
         window *= 4
+
+
+def stream(
+    name: str,
+    handle: BinaryIO,
+    size: int,
+    encoding: str,
+    target: int,
+    is_boundary: Callable[[Lines], BoolArray],
+) -> Iterator[TextPiece]:
+    """A large file read from `handle` as pieces of about `target` bytes, at record boundaries.
+
+    Blocks of `target` bytes are read (the last one with up to half a block
+    more, so no tiny last piece), decoded to UTF-8 (`_Decoder`) and appended
+    to the text carried over; the text is cut before its last record boundary
+    (as in `split`) and the rest carried on. A record longer than that grows
+    the text until its end. Normalised as `prepare`: BOM removed at the start
+    only, final newline added. Once a block does not decode, the file's error
+    is set on every piece from the one holding that block on (earlier pieces
+    are already parsed), the bytes decoded with replacement characters.
+    """
+    decoder = _Decoder(encoding)
+    text, line, pos = b"", 1, 0
+    while True:
+        left = size - pos
+        want = left if 0 < left <= target * 3 // 2 else target
+        raw = _read_full(handle, want)
+        pos += len(raw)
+        final = len(raw) < want
+        if not final and pos >= size:  # `size` says this was all: make sure
+            more = handle.read(1)
+            final = not more
+            if more:
+                raw, pos = raw + more, pos + len(more)
+        new = decoder.feed(raw, final)
+        del raw
+        text = text + new if text else new
+        del new
+        if final:
+            if text and not text.endswith(b"\n"):
+                text += b"\n"
+            if text:
+                yield TextPiece(name, text, line, decoder.error)
+            return
+        cut = _boundary_before(text, 0, len(text), is_boundary)
+        if cut is None or cut <= 0:
+            continue  # no record starts after the first: read on
+        piece = TextPiece(name, text[:cut], line, decoder.error)
+        line += text.count(b"\n", 0, cut)
+        text = text[cut:]
+        yield piece
+        del piece
+
+
+def _read_full(handle: BinaryIO, n: int) -> bytes:
+    """`n` bytes from a stream, fewer only at its end (an S3 body may return less per read)."""
+    data = handle.read(n)
+    if len(data) >= n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = handle.read(n - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+class _Decoder:
+    """Blocks of a file in `encoding` to UTF-8, as `normalise` does the whole file.
+
+    UTF-8 is validated (Arrow), not decoded; a character cut by the block's
+    end waits for the next block. Other encodings go through Python's
+    incremental decoder. The first error is kept in `error` (offset in the
+    file, as `normalise` words it); from there on bytes are decoded with
+    replacement characters.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+        self.error: str | None = None
+        self.pending = b""  # UTF-8: the start of a character cut by the previous block's end
+        self.offset = 0  # the file offset of `pending` (or of the next block)
+        self.first = True
+        self.codec = codecs.getincrementaldecoder(encoding)("strict")
+
+    def feed(self, raw: bytes, final: bool) -> bytes:
+        if self.utf8:
+            return self._utf8(raw, final)
+        start = self.offset
+        self.offset += len(raw)
+        if self.error is None:
+            pending = self.codec.getstate()[0]
+            try:
+                out = self.codec.decode(raw, final).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = start + len(raw) - len(exc.object) + exc.start
+                byte = exc.object[exc.start]
+                self.error = f"not valid {self.encoding}: byte 0x{byte:02x} at offset {at}"
+                self.codec = codecs.getincrementaldecoder(self.encoding)("replace")
+                out = self.codec.decode(pending + raw, final).encode("utf-8")
+        else:
+            out = self.codec.decode(raw, final).encode("utf-8")
+        if self.first:
+            self.first = False
+            out = out.removeprefix(BOM)
+        return out
+
+    def _utf8(self, raw: bytes, final: bool) -> bytes:
+        data = self.pending + raw if self.pending else raw
+        start = self.offset
+        if self.first:
+            if len(data) < len(BOM) and not final:
+                self.pending = data
+                return b""
+            self.first = False
+            if data.startswith(BOM):
+                data, start = data[len(BOM) :], start + len(BOM)
+        keep = len(data) if final else _complete_utf8(data)
+        self.pending = data[keep:]
+        data = data[:keep]
+        self.offset = start + keep
+        if self.error is None:
+            if data.isascii() or _valid_utf8(data):
+                return data
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                at = start + exc.start
+                self.error = f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {at}"
+        return data.decode("utf-8", errors="replace").encode("utf-8")
+
+
+def _complete_utf8(data: bytes) -> int:
+    """Where a character cut by the end of `data` starts (`len(data)` if none is)."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        byte = data[n - back]
+        if byte < 0x80:
+            return n
+        if byte >= 0xC0:
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4 if byte < 0xF8 else 1
+            return n - back if need > back else n
+    return n
