@@ -327,3 +327,31 @@ def test_a_run_killed_while_logging_does_not_block_the_next(tmp_path: Path) -> N
     scheduler.fire("cafe", "manual")
     wait_for(lambda: (scheduler.poll(), len(finished(events)) == 2)[1], 120, "the next run")
     assert finished(events)[1]["status"] == "success", finished(events)[1]
+
+
+def test_check_prints_triggers_and_alerts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from headwater.cli import app
+
+    root = new_project(tmp_path / "p")
+    set_trigger(
+        root,
+        '    - files: branch_files\n    - cron: "*/15 * * * *"\n      timezone: Europe/London\n',
+    )
+    with (root / "headwater.yaml").open("a") as f:
+        f.write(
+            "alerts:\n  email: {host: smtp.example.com, sender: hw@example.com, to: [ops@example.com]}\n"
+            "  webhooks: [{url: 'https://hooks.example.com/T/B/SECRET', format: slack}]\n"
+            "  staleness: [{source: branch_files, deadline: '02:00'}]\n"
+        )
+    result = CliRunner().invoke(app, ["check", "-p", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "trigger: cron */15 * * * * (Europe/London)" in lines
+    assert any(line.startswith("trigger: files landing in branch_files") for line in lines)
+    assert (
+        "alerts: email to ops@example.com, webhook (slack) on failure, check, stale, recovery; "
+        "1 staleness rule(s)" in " ".join(lines)
+    )
+    assert "SECRET" not in result.output

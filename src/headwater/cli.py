@@ -510,6 +510,11 @@ def check(project: ProjectOpt = Path()) -> None:
     )
     for line in the_plan.dag.lines():
         out.print(f"  {line}", highlight=False, markup=False)
+    from headwater.config_schedule import describe
+
+    config = the_plan.project.config
+    for line in describe(config.schedule, config.alerts):
+        out.print(f"  {line}", highlight=False, markup=False)
 
 
 from headwater.cli_generate import generate  # noqa: E402  (uses the helpers above)

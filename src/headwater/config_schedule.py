@@ -224,3 +224,33 @@ def runs_unattended(schedule: ScheduleConfig, alerts: AlertsConfig) -> bool:
     """Whether a scheduler has anything to do for a project: triggers to fire, or
     deadlines and a daily summary to watch."""
     return bool(schedule.triggers or alerts.staleness or alerts.daily_summary)
+
+
+def describe(schedule: ScheduleConfig, alerts: AlertsConfig) -> list[str]:
+    """One line per trigger and one for alerts, for `headwater check`."""
+    lines = []
+    for trigger in schedule.triggers:
+        only = f", sources {', '.join(trigger.sources)}" if trigger.sources else ""
+        if isinstance(trigger, CronTrigger):
+            lines.append(f"trigger: cron {trigger.cron} ({trigger.timezone}{only})")
+        elif isinstance(trigger, FilesTrigger):
+            how = "events + listing" if trigger.events else "listing"
+            lines.append(
+                f"trigger: files landing in {trigger.files} ({how} every "
+                f"{trigger.poll_seconds:g} s, settle {trigger.settle_seconds:g} s, "
+                f"at most {trigger.max_wait_seconds:g} s{only})"
+            )
+        elif isinstance(trigger, AfterTrigger):
+            lines.append(f"trigger: after {trigger.after}{only}")
+    if schedule.triggers:
+        lines.append(f"timeout: {schedule.timeout_minutes:g} minutes a run")
+    channels = [f"email to {', '.join(alerts.email.to)}"] if alerts.email else []
+    channels += [f"webhook ({hook.format})" for hook in alerts.webhooks]
+    if channels:
+        extra = [f"{len(alerts.staleness)} staleness rule(s)"] if alerts.staleness else []
+        extra += [f"daily summary at {alerts.daily_summary.at}"] if alerts.daily_summary else []
+        lines.append(
+            f"alerts: {', '.join(channels)} on {', '.join(alerts.on)}"
+            + (f"; {', '.join(extra)}" if extra else "")
+        )
+    return lines
