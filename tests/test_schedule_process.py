@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from headwater.project import Project
@@ -21,15 +19,8 @@ from headwater.runs.faults import ENV, MARK_ENV
 from headwater.state.db import StateDB, runs
 from headwater.templates.cafe.generator import generate
 from tests.conftest import new_project, run_project, warehouse_snapshot
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+from tests.fixtures.servers import free_port
+from tests.test_schedule import wait_for
 
 
 def run_rows(root: Path) -> list[tuple[int, str, str, str | None]]:
@@ -73,12 +64,6 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (ENV, MARK_ENV)}
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_run_past_its_timeout_is_killed_and_recorded_failed(tmp_path: Path) -> None:

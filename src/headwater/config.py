@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from headwater.config_base import NAME_PATTERN, Strict
+from headwater.config_base import NAME_PATTERN, Strict, one_ascii_char
 from headwater.config_formats import JsonLinesOptions, LogOptions
 from headwater.config_schedule import AlertsConfig, LoggingConfig, RetryConfig, ScheduleConfig
 from headwater.errors import ConfigError
@@ -53,9 +53,7 @@ class CsvOptions(Strict):
     @field_validator("delimiter", "quote")
     @classmethod
     def _one_char(cls, value: str) -> str:
-        if len(value) != 1 or not value.isascii() or value in "\r\n":
-            raise ValueError("expected a single ASCII character other than a line break")
-        return value
+        return one_ascii_char(value)
 
     @field_validator("columns")
     @classmethod

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from headwater.config_base import Strict
+from headwater.config_base import Strict, one_ascii_char
 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 FieldTypeName = Literal["string", "integer", "double", "boolean", "timestamp"]
@@ -219,9 +219,7 @@ class PairsOptions(Strict):
     @field_validator("quote", "equals")
     @classmethod
     def _one_char(cls, value: str) -> str:
-        if len(value) != 1 or not value.isascii() or value in "\r\n":
-            raise ValueError("expected a single ASCII character other than a line break")
-        return value
+        return one_ascii_char(value)
 
     @field_validator("escape")
     @classmethod

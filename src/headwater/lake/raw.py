@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from headwater.errors import LakeError, ObjectExistsError
 from headwater.lake.store import Store
 
 
@@ -61,3 +62,36 @@ def land_file(
     assert path is not None, "a file is landed from its bytes or from its path"
     store.put_file_once(key, path, expect_sha256=sha256)
     return RawObject(key=key, sha256=sha256, size=path.stat().st_size)
+
+
+def land_once(
+    store: Store,
+    source: str,
+    run_id: int,
+    relative_name: str,
+    path: Path | None,
+    sha256: str,
+    data: bytes | None = None,
+) -> RawObject:
+    """`land_file` for a step that may be retried: an object an earlier attempt of this run
+    landed with the same bytes is taken as landed.
+
+    Raw keys carry the run id, so a key that exists was written by this run: by a failed
+    attempt of the same step. Other bytes (the file changed between the attempts) are
+    refused; the next run lands the new bytes under its own run id.
+    """
+    try:
+        return land_file(store, source, run_id, relative_name, path, sha256, data)
+    except ObjectExistsError:
+        key = raw_key(source, run_id, relative_name)
+        digest, size = hashlib.sha256(), 0
+        with store.open(key) as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        if digest.hexdigest() != sha256:
+            raise LakeError(
+                f"source {source!r}: {relative_name} changed between two attempts of this run "
+                f"(lake key {key!r} holds other bytes); the next run lands the new version"
+            ) from None
+        return RawObject(key=key, sha256=sha256, size=size)

@@ -28,10 +28,10 @@ import hashlib
 from dataclasses import dataclass
 
 from headwater.errors import SourceError
-from headwater.lake.raw import read_for_landing
+from headwater.lake.raw import land_once, read_for_landing
 from headwater.parallel import ordered_parallel
 from headwater.runs.context import RunContext, step
-from headwater.runs.extract_sql import extract_sql, land_once
+from headwater.runs.extract_sql import extract_sql
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered, Source

@@ -18,7 +18,7 @@ its own, with a new connection after a failure. A retried table is safe to
 repeat: nothing of it reaches the ledger or the watermarks until every table
 is done, and if the failed attempt got as far as landing its file (a put
 whose answer was lost), the retry finds the same bytes under the same key
-and takes them as landed (`land_once`).
+and takes them as landed (`lake.raw.land_once`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 from functools import partial
-from pathlib import Path
 from typing import Protocol
 
 import duckdb
 
-from headwater.errors import ObjectExistsError, SourceError
-from headwater.lake.raw import RawObject, land_file, raw_key
-from headwater.lake.store import Store
+from headwater.lake.raw import land_once
 from headwater.lake.tables import scan_sql
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
@@ -58,39 +55,6 @@ def newer(value: str, than: str | None) -> bool:
 
 def table_file(table: str) -> str:
     return f"{table}.parquet"
-
-
-def land_once(
-    store: Store,
-    source: str,
-    run_id: int,
-    relative_name: str,
-    path: Path | None,
-    sha256: str,
-    data: bytes | None = None,
-) -> RawObject:
-    """`land_file`, accepting the object an earlier attempt of this run landed with these bytes.
-
-    Raw keys carry the run id, so a key that exists was written by this run: by a
-    failed attempt of the same step. Same content hash: it is the same landing.
-    Other bytes (the file changed between the attempts): a terminal error; the
-    next run lands the new bytes under its own run id.
-    """
-    try:
-        return land_file(store, source, run_id, relative_name, path, sha256, data)
-    except ObjectExistsError:
-        key = raw_key(source, run_id, relative_name)
-        digest, size = hashlib.sha256(), 0
-        with store.open(key) as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        if digest.hexdigest() != sha256:
-            raise SourceError(
-                f"source {source!r}: {relative_name} changed between two attempts of this run "
-                f"(lake key {key!r} holds other bytes); the next run lands the new version"
-            ) from None
-        return RawObject(key=key, sha256=sha256, size=size)
 
 
 def extract_sql(

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.config import CsvOptions
+from headwater.sources.spans import strings
 
 BOM = b"\xef\xbb\xbf"
 HEADER_SCAN_LINES = 20
@@ -119,22 +120,6 @@ def header_names(fields: list[str]) -> list[str]:
     return names
 
 
-def _strings(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
-    """`data[s:e]` for each sorted, disjoint (s, e), as one Arrow string array.
-
-    The offsets interleave starts and ends, so the array alternates wanted
-    spans and the gaps between them; `take` keeps the wanted ones.
-    """
-    n = len(starts)
-    if n == 0:
-        return pa.array([], pa.string())
-    offsets = np.empty(2 * n, dtype=np.int32)
-    offsets[0::2] = starts
-    offsets[1::2] = ends
-    spans = pa.StringArray.from_buffers(2 * n - 1, pa.py_buffer(offsets), data)
-    return spans.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int32)))
-
-
 class _Lines:
     """Line geometry of one buffer: starts, ends (without CR/LF), file and number of each line."""
 
@@ -216,7 +201,7 @@ def _cut_column(
     lead_space = nonempty & _SPACE[first]
     if lead_space.any():  # `  "x"`: look past the padding for an opening quote
         sel = np.flatnonzero(lead_space)
-        text = _strings(raw, left[sel], right[sel])
+        text = strings(raw, left[sel], right[sel])
         stripped = pc.utf8_ltrim(text, characters=" \t")
         pad = pc.subtract(pc.binary_length(text), pc.binary_length(stripped))
         left[sel] += np.asarray(pad.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -236,7 +221,7 @@ def _cut_column(
         lo[q] = left[q] + 1
         hi[q] = geo.qpos[np.searchsorted(geo.qpos, right[q]) - 1]
         doubled[q] = count > 2
-    column = _strings(raw, lo, hi)
+    column = strings(raw, lo, hi)
     if doubled.any():
         column = pc.if_else(
             pa.array(doubled),
@@ -377,7 +362,7 @@ def _blank_lines(
     blank: npt.NDArray[np.bool_] = lines.ends == lines.starts
     cand = np.flatnonzero((fields == 1) & (quotes == 0) & ~blank)
     if len(cand):
-        text = _strings(raw, lines.starts[cand], lines.ends[cand])
+        text = strings(raw, lines.starts[cand], lines.ends[cand])
         blank[cand] = _mask(pc.equal(pc.utf8_length(pc.utf8_trim(text, characters=" \t")), 0))
     return blank
 
@@ -406,7 +391,7 @@ def _header_lines(
         header[idx[rank == 0]] = True
         return header
     cand = idx[rank < HEADER_SCAN_LINES]
-    cand_text = _strings(raw, lines.starts[cand], lines.ends[cand])
+    cand_text = strings(raw, lines.starts[cand], lines.ends[cand])
     has_digit = _mask(pc.match_substring_regex(cand_text, "[0-9]"))
     # Leading run without digits: nothing with a digit up to and including the line.
     cand_file = lines.file[cand]
@@ -420,7 +405,7 @@ def _header_lines(
     if header.any():
         # A later line equal to a header line of the same file is a repeated header.
         found = np.flatnonzero(header)
-        texts = _strings(raw, lines.starts[found], lines.ends[found])
+        texts = strings(raw, lines.starts[found], lines.ends[found])
         length = lines.ends - lines.starts
         rest = np.flatnonzero(
             ~blank
@@ -429,12 +414,12 @@ def _header_lines(
             & np.isin(lines.file, np.unique(lines.file[found]))
         )
         if len(rest):
-            rest_text = _strings(raw, lines.starts[rest], lines.ends[rest])
+            rest_text = strings(raw, lines.starts[rest], lines.ends[rest])
             rest = rest[_mask(pc.is_in(rest_text, value_set=texts))]
         if len(rest):
             # Few lines get here (those equal to some header): match them by (file, text).
             own = set(zip(lines.file[found].tolist(), texts.to_pylist(), strict=True))
-            again = _strings(raw, lines.starts[rest], lines.ends[rest]).to_pylist()
+            again = strings(raw, lines.starts[rest], lines.ends[rest]).to_pylist()
             same_file = [
                 (f, t) in own for f, t in zip(lines.file[rest].tolist(), again, strict=True)
             ]

@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.config_formats import PairsOptions
-from headwater.sources.textlines import BoolArray, IntArray, Lines, strings, to_bool
+from headwater.sources.spans import strings
+from headwater.sources.textlines import BoolArray, IntArray, Lines, to_bool
 
 KEY = r"^[A-Za-z0-9_.@-]*[A-Za-z][A-Za-z0-9_.@-]*$"
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.sources.csvparse import BOM, FileCounts, _valid_utf8, normalise
+from headwater.sources.spans import match_spans, strings
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -57,40 +58,6 @@ def prepare(name: str, data: bytes, encoding: str) -> TextPiece:
     if lossy and not lossy.endswith(b"\n"):
         lossy += b"\n"
     return TextPiece(name, lossy.removeprefix(b"\xef\xbb\xbf"), error=error)
-
-
-def strings(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
-    """`data[s:e]` for each sorted, disjoint span, as one Arrow string array (copied).
-
-    The offsets interleave starts and ends, so the array alternates wanted
-    spans and the gaps between them; `take` keeps the wanted ones.
-    """
-    n = len(starts)
-    if n == 0:
-        return pa.array([], pa.string())
-    large = data.size >= 2**31
-    offsets = np.empty(2 * n, dtype=np.int64 if large else np.int32)
-    offsets[0::2] = starts
-    offsets[1::2] = ends
-    kind = pa.LargeStringArray if large else pa.StringArray
-    spans = kind.from_buffers(2 * n - 1, pa.py_buffer(offsets), data)
-    out = spans.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))
-    return out.cast(pa.string()) if large else out
-
-
-def match_spans(data: pa.Buffer, starts: IntArray, ends: IntArray, regex: str) -> BoolArray:
-    """Whether each sorted, disjoint span matches `regex` (RE2 search), without copying text."""
-    n = len(starts)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    large = data.size >= 2**31
-    offsets = np.empty(2 * n, dtype=np.int64 if large else np.int32)
-    offsets[0::2] = starts
-    offsets[1::2] = ends
-    kind = pa.LargeStringArray if large else pa.StringArray
-    spans = kind.from_buffers(2 * n - 1, pa.py_buffer(offsets), data)
-    hits = pc.match_substring_regex(spans, regex)
-    return to_bool(hits)[0::2]
 
 
 _META = set("\\.^$|?*+()[]{}")
