@@ -40,7 +40,7 @@ from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
 from headwater.runs.retry import Attempt, Retrier
 from headwater.runs.stage import sample_batch, stage_batch
-from headwater.runs.stage_sql import stage_sql_batch
+from headwater.runs.stage_sql import processed_table, stage_sql_batch
 from headwater.runs.summary import RunSummary, SourceSummary
 from headwater.runs.transform import transform_batch
 from headwater.state import ledger
@@ -236,12 +236,19 @@ def _process_batch(
             # Staged by an earlier run: rebuild the protected values from raw data.
             sample_batch(ctx, name, batch, files)
     transformed = transform_batch(ctx, batch)
-    _account_quarantine(ctx, batch)
+    # Model rows name the processed table they came from; a sql source feeds several.
+    owners = {
+        processed_table(ctx, name, entry): name
+        for name, files in entries.items()
+        if name in ctx.sql_sources
+        for entry in files
+    }
+    _account_quarantine(ctx, batch, owners)
     ctx.leak_samples.pop(batch, None)
     return transformed
 
 
-def _account_quarantine(ctx: RunContext, batch: int) -> None:
+def _account_quarantine(ctx: RunContext, batch: int, owners: dict[str, str]) -> None:
     """Count the batch's quarantined rows: per file in the ledger, per rule in the summary.
 
     Parser rejects were counted when the batch was staged; rows quarantined
@@ -257,7 +264,7 @@ def _account_quarantine(ctx: RunContext, batch: int) -> None:
         "WHERE stage = 'model' AND source IS NOT NULL GROUP BY ALL ORDER BY ALL"
     )
     for source, rule, count in by_rule:
-        summary = ctx.summary.sources.get(_owner(ctx, str(source)))
+        summary = ctx.summary.sources.get(owners.get(str(source), str(source)))
         if summary is not None:
             summary.add_quarantine(str(rule), int(count))
     # A line counts once per file, whatever (and however many) rules it broke.
@@ -267,19 +274,6 @@ def _account_quarantine(ctx: RunContext, batch: int) -> None:
     )
     per_file: dict[str, dict[str, int]] = {}
     for source, file, lines in by_file:
-        per_file.setdefault(_owner(ctx, str(source)), {})[str(file)] = int(lines)
+        per_file.setdefault(owners.get(str(source), str(source)), {})[str(file)] = int(lines)
     for source, counts in per_file.items():
         ledger.set_quarantined(ctx.db, source, batch, counts)
-
-
-def _owner(ctx: RunContext, table: str) -> str:
-    """The source a processed table belongs to: itself for a files source; for a sql
-    source, the one whose `prefix` it carries (the longest, when several match)."""
-    if table in ctx.summary.sources:
-        return table
-    owners = [
-        (len(reader.config.prefix), name)
-        for name, reader in ctx.sql_sources.items()
-        if table.startswith(reader.config.prefix)
-    ]
-    return max(owners)[1] if owners else table

@@ -32,15 +32,20 @@ def _plans(ctx: RunContext, name: str) -> dict[str, SqlTablePlan]:
     return ctx.sql_plans[name]
 
 
+def processed_table(ctx: RunContext, name: str, entry: ledger.LedgerEntry) -> str:
+    """The processed table a landed extract of sql source `name` feeds: `<prefix><table>`."""
+    prefix = ctx.project.config.sources[name].prefix  # type: ignore[union-attr]
+    return prefix + entry.name.removesuffix(".parquet")
+
+
 def stage_sql_batch(
     ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]
 ) -> None:
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     plans = _plans(ctx, name)
-    prefix = ctx.project.config.sources[name].prefix  # type: ignore[union-attr]
     stats: dict[str, ledger.FileStats] = {}
     for entry in entries:
-        table_name = prefix + entry.name.removesuffix(".parquet")
+        table_name = processed_table(ctx, name, entry)
         plan = plans.get(table_name)
         if plan is None:
             raise SourceError(
