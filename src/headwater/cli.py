@@ -238,15 +238,7 @@ def _log_to_file(proj: Any) -> None:
     """The project's JSON-lines log file (`logging.*`); the terminal keeps its own output."""
     from headwater.observe import logs
 
-    settings = proj.config.logging
-    logs.configure(
-        proj.path(settings.file) if settings.file else None,
-        level=settings.level,
-        max_mb=settings.max_mb,
-        backups=settings.backups,
-        secrets=logs.secrets_of(proj.config),
-        terminal=logging.getLogger().getEffectiveLevel() <= logging.INFO,  # --verbose
-    )
+    logs.configure_project(proj, terminal=logging.getLogger().getEffectiveLevel() <= logging.INFO)
 
 
 def _alert(proj: Any, data: dict[str, Any]) -> None:

@@ -17,12 +17,14 @@ from headwater.state.db import StateDB
 log = logging.getLogger("headwater.alerts")
 
 
-def tick(project: Project, now: dt.datetime) -> list[Delivery]:
+def tick(project: Project, now: dt.datetime, db: StateDB | None = None) -> list[Delivery]:
     """Act on deadlines and the daily summary as of `now` (naive UTC, or aware).
 
     Idempotent: what was sent is in the state database, so any number of calls at
     the same or later times, from this process or after a restart, sends each
     alert once. Never raises for a delivery or state problem (logged instead).
+    A caller that ticks often passes its open state database `db`; without one, a
+    connection is opened and closed for the call.
     """
     channels = Channels.of(project)
     config = project.config.alerts
@@ -32,8 +34,9 @@ def tick(project: Project, now: dt.datetime) -> list[Delivery]:
     if not rules and config.daily_summary is None:
         return []
     now = as_utc(now)
+    owned = db is None
     try:
-        db = StateDB.open(project.state_url)
+        db = db or StateDB.open(project.state_url)
     except HeadwaterError as exc:
         log.warning("alerts: state database unavailable: %s", exc)
         return []
@@ -46,5 +49,6 @@ def tick(project: Project, now: dt.datetime) -> list[Delivery]:
     except (HeadwaterError, SQLAlchemyError) as exc:
         log.warning("alerts: deadlines not checked: %s", exc)
     finally:
-        db.dispose()
+        if owned:
+            db.dispose()
     return out

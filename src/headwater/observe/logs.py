@@ -19,11 +19,15 @@ import logging.handlers
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
 from headwater import urls
+
+if TYPE_CHECKING:
+    from headwater.config import ProjectConfig
+    from headwater.project import Project
 
 ROOT = "headwater"
 RUN_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -196,6 +200,22 @@ def configure(
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+def configure_project(
+    project: Project, *, terminal: bool, also: Iterable[ProjectConfig] = ()
+) -> None:
+    """`configure` from the project's `logging` section, redacting its secrets (and those
+    of `also`: other projects sharing the process)."""
+    settings = project.config.logging
+    configure(
+        project.path(settings.file) if settings.file else None,
+        level=settings.level,
+        max_mb=settings.max_mb,
+        backups=settings.backups,
+        secrets=[s for c in (project.config, *also) for s in secrets_of(c)],
+        terminal=terminal,
+    )
 
 
 def reset() -> None:

@@ -48,16 +48,8 @@ class Service:
         self._dbs: list[StateDB] = []
 
     def start(self) -> None:
-        first = self.projects[0]
-        settings = first.config.logging
-        logs.configure(
-            first.path(settings.file) if settings.file else None,
-            level=settings.level,
-            max_mb=settings.max_mb,
-            backups=settings.backups,
-            secrets=[s for p in self.projects for s in logs.secrets_of(p.config)],
-            terminal=self.terminal_logs,
-        )
+        first, *others = self.projects
+        logs.configure_project(first, terminal=self.terminal_logs, also=[p.config for p in others])
         worker.warm_up()
         self.scheduler.recover()
         for project in self.projects:
@@ -119,12 +111,24 @@ class Service:
     def _alerts(self) -> None:
         from headwater import alerts
 
-        while not self._stop.wait(self.alert_every):
-            for project in self.projects:
-                try:
-                    alerts.tick(project, self.clock.now())
-                except Exception:
-                    log.exception("%s: alert checks failed", project.config.name)
+        dbs: dict[str, StateDB] = {}  # one connection per project for the thread's life
+        try:
+            watched = [
+                p
+                for p in self.projects
+                if p.config.alerts.staleness or p.config.alerts.daily_summary
+            ]
+            while watched and not self._stop.wait(self.alert_every):
+                for project in watched:
+                    try:
+                        name = project.config.name
+                        db = dbs.get(name) or dbs.setdefault(name, StateDB.open(project.state_url))
+                        alerts.tick(project, self.clock.now(), db)
+                    except Exception:
+                        log.exception("%s: alert checks failed", project.config.name)
+        finally:
+            for db in dbs.values():
+                db.dispose()
 
     def stop(self, grace: float = 60.0) -> None:
         """Stop triggering; let a running run finish for `grace` seconds, then kill it."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from headwater import urls
 from headwater.errors import StateError, TransientError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: hw_alerts, hw_alerts.last_seen_at
 SQLITE = "sqlite:///"
 
 metadata = sa.MetaData()
@@ -163,7 +163,6 @@ class StateDB:
     def migrate(self) -> None:
         try:
             metadata.create_all(self.engine)
-            self._add_missing_columns()
             with self.engine.begin() as conn:
                 row = conn.execute(
                     sa.select(meta.c.value).where(meta.c.key == "schema_version")
@@ -176,6 +175,15 @@ class StateDB:
                     raise StateError(
                         f"state database {self.url} has schema version {row[0]}, newer than this "
                         f"headwater ({SCHEMA_VERSION}); upgrade headwater"
+                    )
+            if row is not None and int(row[0]) < SCHEMA_VERSION:
+                # An older database: its tables may lack columns added since. Only then.
+                self._add_missing_columns()
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        meta.update()
+                        .where(meta.c.key == "schema_version")
+                        .values(value=str(SCHEMA_VERSION))
                     )
         except OperationalError as exc:
             raise StateUnavailableError(
