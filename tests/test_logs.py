@@ -545,6 +545,69 @@ def test_pairs_scanned_in_blocks_equal_one_scan(
     assert (blocks.columns, blocks.counts) == (whole.columns, whole.counts)
 
 
+def test_compiled_scanner_is_built() -> None:
+    """`make` builds the compiled key=value scanner (the numpy path is only a fallback)."""
+    assert pairs._kvscan is not None
+    assert pairs.NATIVE
+
+
+FRAGMENT = st.sampled_from(
+    ["k", "K2", "a.b", "@x", "9", "-", "=", '"', "\\", "'", "é", "\r", "x", ":", ""]
+)
+TOKEN = st.one_of(
+    st.tuples(
+        st.sampled_from(["k", "K2", "kTwo", "k_two", "a.b", "@x", "9", "", "k'"]),
+        st.sampled_from(["=", ":"]),
+        st.lists(FRAGMENT, max_size=4).map("".join),
+        st.sampled_from(['"', "'", ""]),
+    ).map(lambda t: t[0] + t[1] + t[3] + t[2] + t[3]),
+    FRAGMENT,
+)
+PAIR_TEXT = st.tuples(
+    st.lists(TOKEN, max_size=8), st.lists(st.sampled_from([" ", "\t", "|", ";", ","]), min_size=1)
+).map(lambda t: "".join(tok + t[1][i % len(t[1])] for i, tok in enumerate(t[0])))
+PAIR_OPTIONS = st.sampled_from(
+    [
+        True,
+        {"escape": ""},
+        {"delimiters": [";"], "quote": "'", "equals": ":"},
+        {"delimiters": [" "], "escape": "|"},
+        {"delimiters": ["|", ","]},
+    ]
+)
+
+
+@FAST
+@given(st.lists(PAIR_TEXT, max_size=8), PAIR_OPTIONS, st.sampled_from([None, "^---$"]))
+def test_compiled_scanner_equals_numpy(
+    lines: list[str], options: Any, separator: str | None
+) -> None:
+    """The compiled scanner and the numpy scan give the same rows, rejects and counts,
+    on lines made of keys, quotes, escapes, delimiters and separators in any order."""
+    data = "\n".join(lines).encode()
+    log: dict[str, Any] = {"pairs": options, "separator": separator, "rest": "other"}
+    native = parse(data, **log)
+    with patch.object(pairs, "NATIVE", False):
+        reference = parse(data, **log)
+    assert native.rows.equals(reference.rows)
+    assert native.rejects.equals(reference.rejects)
+    assert (native.columns, native.counts) == (reference.columns, reference.counts)
+
+
+@FAST
+@given(log_files(), st.binary(max_size=200))
+def test_compiled_scanner_equals_numpy_on_logs(
+    case: tuple[bytes, list[dict[str, Any]]], noise: bytes
+) -> None:
+    data = case[0] + b"\n" + noise + b'\nk="a\\"b" x=1 "q=2" k=3 TicketID=1 ticket_id=2\n'
+    native = parse(data, **CAREPLUS)
+    with patch.object(pairs, "NATIVE", False):
+        reference = parse(data, **CAREPLUS)
+    assert native.rows.equals(reference.rows)
+    assert native.rejects.equals(reference.rejects)
+    assert (native.columns, native.counts) == (reference.columns, reference.counts)
+
+
 @FAST
 @given(st.binary(max_size=300), st.sampled_from([None, "^---$", "^-+$"]))
 def test_arbitrary_bytes_never_crash(data: bytes, separator: str | None) -> None:

@@ -143,14 +143,21 @@ def _apply_pairs(
     put in column order with one `take`; each column is a slice of that.
     """
     assert options.pairs is not None
+    record_of = np.full(len(lines), -1, dtype=np.int64)
+    record_of[records.lines] = records.of_line
+    native = pairs.scan_records(lines, record_of, options.pairs)
+    if native is not None:
+        names = [snake_name(k) for k in native.keys.to_pylist()]
+        if len(set(names)) == len(names):  # else two keys share a column: first-wins per column
+            used |= native.used
+            _native_columns(records, fields, native, names, lines)
+            return native.unbalanced
     content = np.zeros(len(lines), dtype=bool)
     content[records.lines] = True
     found = pairs.scan(lines, content, options.pairs)
     used[found.line] = True
     if not len(found):
         return found.unbalanced
-    record_of = np.full(len(lines), -1, dtype=np.int64)
-    record_of[records.lines] = records.of_line
     pair_record = record_of[found.line]
     names = [snake_name(k) for k in found.keys.to_pylist()]
     distinct = list(dict.fromkeys(names))  # first-appearance order (the dictionary's order)
@@ -188,6 +195,26 @@ def _apply_pairs(
         idx[pair_record[chosen[lo:hi]]] = np.arange(hi - lo, dtype=np.int64)
         fields.add(name, _expand(column_values, idx))
     return found.unbalanced
+
+
+def _native_columns(
+    records: _Records, fields: _Fields, found: pairs.RecordPairs, names: list[str], lines: Lines
+) -> None:
+    """One column per key from the compiled scan (already one pair per key and record)."""
+    order = np.argsort(found.code.astype(np.int16), kind="stable")  # codes < KEY_CAPACITY
+    bounds = np.searchsorted(found.code[order], np.arange(len(names) + 1))
+    for j, name in enumerate(names):
+        if name in fields.skip:
+            fields.add(name, None)
+            continue
+        chosen = order[bounds[j] : bounds[j + 1]]  # ascending: text order
+        values = found.values(lines, chosen)
+        if len(chosen) == records.count:  # every record has the key: already in record order
+            fields.add(name, values)
+            continue
+        idx = np.full(records.count, -1, dtype=np.int64)
+        idx[found.record[chosen]] = np.arange(len(chosen), dtype=np.int64)
+        fields.add(name, _expand(values, idx))
 
 
 def _rest(lines: Lines, records: _Records, unused: BoolArray) -> pa.Array:
