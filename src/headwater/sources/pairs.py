@@ -142,12 +142,14 @@ def scan_records(
     if quote == equals or escape in (quote, equals):
         return None
     n = len(lines)
-    capacity = sum(p.data.count(options.equals.encode()) for p in lines.pieces)
+    # A pair takes at least 2 bytes (`k=`) plus the bound before its key: len/2 + 1 slots
+    # always suffice. np.empty reserves them without touching memory; only written pages count.
+    capacity = len(lines.buf) // 2 + 1
     record = np.empty(capacity, dtype=np.int64)
     code = np.empty(capacity, dtype=np.int64)
     value_start = np.empty(capacity, dtype=np.int64)
     value_end = np.empty(capacity, dtype=np.int64)
-    escaped = np.zeros(capacity, dtype=np.uint8)
+    escaped = np.empty(capacity, dtype=np.uint8)
     flags = np.zeros(n, dtype=np.uint8)
     key_start = np.empty(KEY_CAPACITY, dtype=np.int64)
     key_end = np.empty(KEY_CAPACITY, dtype=np.int64)
