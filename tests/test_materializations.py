@@ -11,6 +11,7 @@ import pytest
 
 from headwater.errors import ConfigError
 from headwater.project import Project
+from headwater.runs.pipeline import run
 from headwater.runs.plan import plan
 from tests.fixtures.tiny import (
     BASE_YAML,
@@ -469,3 +470,44 @@ def test_a_model_on_a_source_that_never_delivered_waits(tmp_path: Path) -> None:
     assert second.models["joined"].status == "committed"
     assert warehouse(root, "select id, name from joined") == [(2, "from-b")]
     assert warehouse(root, "select n from after_joined") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("second_file", "fails"),
+    [
+        ("9,x,10\n", False),  # a new key, outside the earlier range
+        ("2,b,20\n", True),  # a key of the first run again: stopped
+        ("2,b,21\n", False),  # same id and name, another amount: a new key
+        ("1,,10\n", True),  # NULL name in both runs: the key part without a range still checks
+        ("0,a,10\n", False),
+    ],
+)
+def test_append_keys_stay_unique_across_runs(tmp_path: Path, second_file: str, fails: bool) -> None:
+    """The unique-key check of an append model reads only earlier rows in the new keys'
+    ranges; the narrowing never hides a key loaded by an earlier run."""
+    sql = (
+        "select cast(id as integer) as id, name, cast(amount as decimal(10, 2)) as amount, "
+        "date '2025-01-01' + cast(id as integer) as day from src"
+    )
+    root = tiny_project(
+        tmp_path / "p",
+        {
+            "events": model(
+                sql,
+                materialized="incremental",
+                strategy="append",
+                unique_key=["id", "name", "amount", "day"],
+                publish=True,
+            )
+        },
+        {"f1.csv": "1,,10\n2,b,20\n5,e,50\n"},
+    )
+    run_ok(root)
+    drop(root, {"f2.csv": second_file})
+    second = run(Project.load(root))
+    assert second.ok is not fails, second.error
+    if fails:
+        assert "unique(id, name, amount, day) across runs (1 rows)" in (second.error or "")
+        assert warehouse(root, "select count(*) from events") == [(3,)]
+    else:
+        assert warehouse(root, "select count(*) from events") == [(4,)]
