@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from headwater.config_base import NAME_PATTERN, Strict, one_ascii_char
-from headwater.config_formats import JsonLinesOptions, LogOptions
+from headwater.config_formats import JsonLinesOptions, LogOptions, check_encoding
 from headwater.config_schedule import AlertsConfig, LoggingConfig, RetryConfig, ScheduleConfig
 from headwater.errors import ConfigError
 
@@ -72,16 +72,7 @@ class CsvOptions(Strict):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(value)
-            b"a".decode(value)  # refuses codecs that are not text encodings (rot13, base64)
-        except LookupError:
-            raise ValueError(f"unknown text encoding {value!r}") from None
-        except UnicodeDecodeError:
-            pass  # a text encoding that needs more than one byte: fine
-        return value
+        return check_encoding(value)
 
 
 PiiPolicyName = Literal["drop", "hash", "mask"]

@@ -116,16 +116,22 @@ def _escape_code(lines: Lines, options: PairsOptions) -> int:
     return ord(options.escape)
 
 
-def _kinds(options: PairsOptions, escapes: bool) -> bytes:
-    """256 flags: the bytes that end a token, as `_events` finds them."""
+def _event_bytes(options: PairsOptions, escapes: bool) -> tuple[set[int], set[int]]:
+    """The bytes that end a token (delimiters, line breaks; when space and tab are
+    delimiters, every byte up to 32), and the special ones (`equals`, quote, escape)."""
     special = {ord(options.equals), ord(options.quote)}
     if options.escape and escapes:
         special.add(ord(options.escape))
-    chars = {ord(c) for c in options.delimiters} | {10, 13}
+    bounds = {ord(c) for c in options.delimiters} | {10, 13}
+    if {9, 32} <= bounds and min(special) > 32:
+        bounds |= set(range(33))
+    return bounds, special
+
+
+def _kinds(options: PairsOptions, escapes: bool) -> bytes:
+    """256 flags for the compiled scanner: the bytes that end a token (`_event_bytes`)."""
     table = bytearray(256)
-    if {9, 32} <= chars and min(special) > 32:
-        chars |= set(range(33))
-    for char in chars:
+    for char in _event_bytes(options, escapes)[0]:
         table[char] = 1
     return bytes(table)
 
@@ -188,22 +194,18 @@ def scan_records(
 
 
 def _events(buf: npt.NDArray[np.uint8], options: PairsOptions, escapes: bool) -> IntArray:
-    """Sorted positions of every byte that matters: delimiters, line breaks, `equals`, quotes
-    and escapes. When space and tab are delimiters, every byte up to 32 (white space and
-    control characters) is one, found with a single comparison."""
-    special = {ord(options.equals), ord(options.quote)}
-    if options.escape and escapes:
-        special.add(ord(options.escape))
-    chars = {ord(c) for c in options.delimiters} | {10, 13}
+    """Sorted positions of every byte that matters (`_event_bytes`); bytes up to 32, when
+    they all end tokens, are found with a single comparison."""
+    bounds, special = _event_bytes(options, escapes)
+    chars = bounds | special
     mask = np.empty(len(buf), dtype=bool)
     more = np.empty(len(buf), dtype=bool)
-    if {9, 32} <= chars and min(special) > 32:
+    if set(range(33)) <= chars:
         np.less_equal(buf, 32, out=mask)
-        rest = sorted((chars | special) - set(range(33)))
+        chars -= set(range(33))
     else:
         mask[:] = False
-        rest = sorted(chars | special)
-    for char in rest:
+    for char in sorted(chars):
         np.equal(buf, char, out=more)
         np.logical_or(mask, more, out=mask)
     return np.flatnonzero(mask).astype(np.int64, copy=False)
