@@ -11,11 +11,11 @@ DEMO   := demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml setup.py src/headwater/sources/_kvscan.c | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py src/headwater/sources/_kvscan.c src/headwater/sources/_spans.c | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml setup.py src/headwater/sources/_kvscan.c | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py src/headwater/sources/_kvscan.c src/headwater/sources/_spans.c | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@ $(VENV)/.installed
 

@@ -358,3 +358,77 @@ def test_commit_accepts_an_optional_column_after_a_required_one(
     f2 = write(tables, "t", 2, 2, batch_table(2, [2, 3]))
     tables.commit("t", [f2], mode="append", batch=2, run_id=2)
     assert reopen(tables, tmp_path).committed_batches("t") == {1, 2}
+
+
+PLAIN = pa.table(
+    {
+        "_batch": pa.array([7, 7, 7], pa.int64()),
+        "_line": pa.array([1, 2, None], pa.int64()),
+        "name": pa.array(["a", None, "é🔥"], pa.string()),
+        "n": pa.array([1, None, -3], pa.int32()),
+        "small": pa.array([1, None, -3], pa.int16()),
+        "x": pa.array([0.5, None, 2.0], pa.float64()),
+        "ok": pa.array([True, None, False], pa.bool_()),
+        "day": pa.array([0, None, 19_000], pa.date32()),
+        "at": pa.array([0, None, 1_700_000_000_123_456], pa.timestamp("us")),
+        "at_utc": pa.array([0, None, 1], pa.timestamp("us", tz="UTC")),
+    }
+)
+
+
+def _columns(path: Path) -> list[tuple[str, str, str]]:
+    """Name, physical and logical type of each column; a signed INT32/INT64 annotation is
+    left out (Parquet reads an unannotated INT32/INT64 as exactly that; DuckDB writes it,
+    pyarrow does not)."""
+    schema = pq.ParquetFile(path).schema
+    out = []
+    for column in (schema.column(i) for i in range(len(schema))):
+        logical = str(column.logical_type)
+        width = column.physical_type.removeprefix("INT")
+        if logical == f"Int(bitWidth={width}, isSigned=true)":
+            logical = "None"
+        out.append((column.name, column.physical_type, logical))
+    return out
+
+
+def test_plain_parquet_is_what_duckdb_writes(tmp_path: Path) -> None:
+    """A part written by pyarrow (no PII policy) has the Parquet types, values and row
+    groups of the same table written by DuckDB's COPY, so a table can mix both."""
+    import duckdb
+
+    from headwater.lake import parquet
+
+    assert parquet.plain_types(PLAIN.schema)
+    ours, theirs = tmp_path / "ours.parquet", tmp_path / "duck.parquet"
+    assert parquet.write_plain(PLAIN, str(ours), "test") == 3
+    conn = duckdb.connect()
+    conn.register("t", PLAIN)
+    conn.execute(f"COPY t TO '{theirs}' (FORMAT parquet, COMPRESSION snappy)")
+    assert _columns(ours) == _columns(theirs)
+    assert [f.name for f in pq.read_schema(ours)] == PLAIN.column_names
+    both = conn.execute(
+        f"SELECT count(*) FROM (SELECT * FROM '{ours}' EXCEPT ALL SELECT * FROM '{theirs}')"
+    ).fetchone()
+    assert both == (0,)
+    assert conn.execute(f"SELECT count(*) FROM '{ours}'").fetchone() == (3,)
+    assert b"ARROW:schema" not in (pq.ParquetFile(ours).metadata.metadata or {})
+    big = pa.table({"i": pa.array(range(300_000), pa.int64())})
+    parquet.write_plain(big, str(ours), "test")
+    assert pq.ParquetFile(ours).metadata.num_row_groups == 3  # 122,880 rows a group
+
+
+@pytest.mark.parametrize(
+    "kind", [pa.decimal128(10, 2), pa.uint32(), pa.null(), pa.timestamp("ms"), pa.list_(pa.int64())]
+)
+def test_other_types_go_through_duckdb(kind: pa.DataType) -> None:
+    from headwater.lake import parquet
+
+    assert not parquet.plain_types(pa.schema([("a", pa.string()), ("b", kind)]))
+
+
+def test_plain_parquet_error_names_the_file(tmp_path: Path) -> None:
+    from headwater.lake import parquet
+
+    target = tmp_path / "missing" / "x.parquet"
+    with pytest.raises(LakeError, match=r"source s: cannot write .*missing/x\.parquet"):
+        parquet.write_plain(PLAIN, str(target), "source s")

@@ -2,7 +2,9 @@
 
 The source parses landed raw objects into Arrow parts on worker threads;
 each worker sends its parts through DuckDB once (its own cursor), which
-applies the PII policies and writes Parquet into the processed zone. Lines
+applies the PII policies and writes Parquet into the processed zone (a part
+with no protected column on a local lake is written by pyarrow as it is,
+`headwater.lake.parquet`). Lines
 the parser rejected go to the quarantine zone with file, line, rule and
 reason. One Iceberg commit per source and batch makes the batch visible all
 at once; a batch found already committed (the previous run crashed after
@@ -17,10 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.config import FilesSource
 from headwater.errors import SourceError
+from headwater.lake import parquet
 from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
 from headwater.models.engine import Engine
@@ -108,15 +113,24 @@ class _PartWriter:
                 f"{files} do not have (their columns: {', '.join(columns)}); protected data "
                 "would pass unprotected, so nothing was loaded"
             )
-        scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
         path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
-        engine.conn.register("__hw_part", part.rows)
-        try:
-            engine.write_parquet(
-                f"SELECT {batch}::BIGINT AS _batch, * FROM ({scrubbed})", path, f"source {name}"
-            )
-        finally:
-            engine.conn.unregister("__hw_part")
+        rows = part.rows.select([*LINEAGE, *columns])
+        if (
+            not any(c in self.config.pii for c in columns)
+            and not path.startswith("s3://")
+            and parquet.plain_types(rows.schema)
+        ):  # nothing to scrub: written as it is
+            batches = pa.array(np.full(rows.num_rows, batch, dtype=np.int64))
+            parquet.write_plain(rows.add_column(0, "_batch", batches), path, f"source {name}")
+        else:
+            scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
+            engine.conn.register("__hw_part", part.rows)
+            try:
+                engine.write_parquet(
+                    f"SELECT {batch}::BIGINT AS _batch, * FROM ({scrubbed})", path, f"source {name}"
+                )
+            finally:
+                engine.conn.unregister("__hw_part")
         if part.rejects.num_rows:
             engine.conn.register("__hw_rejects", part.rejects)
             try:

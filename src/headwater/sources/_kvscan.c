@@ -36,48 +36,51 @@ enum { NONE = 0, BOUND = 1, QUOTE = 2, EQUALS = 3, ESCAPE = 4 };
 
 typedef struct {
     const uint8_t *buf;
-    const uint8_t *kinds;
-    int quote, equals, escape;
+    uint8_t cls[256]; /* the kind of each byte value, an escaped quote aside */
+    int quote, escape;
 } Scanner;
 
 /* The kind of the byte at p: an escaped quote (odd run of escapes before it) is NONE. */
 static inline int kind_at(const Scanner *s, Py_ssize_t p, Py_ssize_t line_start) {
-    int c = s->buf[p];
-    if (c == s->quote) {
-        if (s->escape >= 0) {
-            Py_ssize_t run = 0, q = p - 1;
-            while (q >= line_start && s->buf[q] == s->escape) {
-                run++;
-                q--;
-            }
-            if (run & 1) return NONE;
+    int kind = s->cls[s->buf[p]];
+    if (kind == QUOTE && s->escape >= 0) {
+        Py_ssize_t run = 0, q = p - 1;
+        while (q >= line_start && s->buf[q] == s->escape) {
+            run++;
+            q--;
         }
-        return QUOTE;
+        if (run & 1) return NONE;
     }
-    if (c == s->equals) return EQUALS;
-    if (c == s->escape) return ESCAPE;
-    return s->kinds[c] ? BOUND : NONE;
+    return kind;
 }
 
-static inline int key_char(uint8_t c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '@' || c == '-';
+/* Bytes a key may hold (bit 0) and letters (bit 1): A-Z a-z 0-9 _ . @ - */
+static uint8_t KEY_BYTES[256];
+
+static void init_key_bytes(void) {
+    for (int c = 0; c < 256; c++) {
+        int letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        int other = (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '@' || c == '-';
+        KEY_BYTES[c] = (uint8_t)((letter || other) | (letter << 1));
+    }
 }
 
 static inline int valid_key(const uint8_t *buf, Py_ssize_t a, Py_ssize_t b) {
-    int letter = 0;
+    int all = 1, letter = 0;
     for (Py_ssize_t i = a; i < b; i++) {
-        uint8_t c = buf[i];
-        if (!key_char(c)) return 0;
-        letter |= (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        int bits = KEY_BYTES[buf[i]];
+        all &= bits;
+        letter |= bits;
     }
-    return letter;
+    return all & (letter >> 1);
 }
 
 typedef struct {
     int64_t *slots; /* code + 1, 0 = empty */
     Py_ssize_t mask;
     int64_t *kstart, *kend, *last_record;
+    int64_t *after; /* after[c + 1]: the key that followed key c last time (-1: none yet) */
+    Py_ssize_t previous; /* the code of the key found last (-1 at the start) */
     Py_ssize_t count, capacity;
 } Keys;
 
@@ -87,25 +90,42 @@ static inline uint64_t hash_bytes(const uint8_t *p, Py_ssize_t n) {
     return h;
 }
 
-/* The code of key buf[a:b], added if new; -1 when the table is full. */
+static inline int same_bytes(const uint8_t *x, const uint8_t *y, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (x[i] != y[i]) return 0;
+    return 1;
+}
+
+static inline int is_key(const Keys *k, Py_ssize_t code, const uint8_t *buf, Py_ssize_t a,
+                         Py_ssize_t n) {
+    return k->kend[code] - k->kstart[code] == n && same_bytes(buf + k->kstart[code], buf + a, n);
+}
+
+/* The code of key buf[a:b], added if new; -1 when the table is full. Keys mostly come in
+   the same order in every record, so the key that followed the previous one last time is
+   tried before the hash table. */
 static inline Py_ssize_t key_code(Keys *k, const uint8_t *buf, Py_ssize_t a, Py_ssize_t b) {
     Py_ssize_t n = b - a;
-    Py_ssize_t i = (Py_ssize_t)(hash_bytes(buf + a, n) & (uint64_t)k->mask);
+    Py_ssize_t guess = k->after[k->previous + 1];
+    if (guess >= 0 && is_key(k, guess, buf, a, n)) return k->previous = guess;
+    Py_ssize_t i = (Py_ssize_t)(hash_bytes(buf + a, n) & (uint64_t)k->mask), code;
     for (;;) {
         int64_t slot = k->slots[i];
         if (slot == 0) break;
-        Py_ssize_t code = (Py_ssize_t)slot - 1;
-        if (k->kend[code] - k->kstart[code] == n && memcmp(buf + k->kstart[code], buf + a, n) == 0)
-            return code;
+        code = (Py_ssize_t)slot - 1;
+        if (is_key(k, code, buf, a, n)) goto found;
         i = (i + 1) & k->mask;
     }
     if (k->count >= k->capacity) return -1;
-    Py_ssize_t code = k->count++;
+    code = k->count++;
     k->kstart[code] = a;
     k->kend[code] = b;
     k->last_record[code] = -1;
+    k->after[code + 1] = -1;
     k->slots[i] = code + 1;
-    return code;
+found:
+    k->after[k->previous + 1] = code;
+    return k->previous = code;
 }
 
 typedef struct {
@@ -139,6 +159,10 @@ static Py_ssize_t run(const Scanner *s, const Job *j, Keys *keys) {
                     if (next != NONE) break;
                 }
                 if (q >= nl) next = BOUND;
+                /* where the walk goes on: a visit of the bytes skipped could not change its
+                   state (plain bytes; or a quoted value, whose bytes make no pair) */
+                Py_ssize_t skip_to = p, skip_pos = p;
+                int skip_kind = EQUALS, skip_quotes = 0;
                 if (next == QUOTE && q == p + 1) {
                     Py_ssize_t c = q + 1;
                     int esc = 0;
@@ -151,12 +175,16 @@ static Py_ssize_t run(const Scanner *s, const Job *j, Keys *keys) {
                     if (c < nl) {
                         ve = c;
                         escaped = esc;
+                        skip_to = skip_pos = c; /* as if the quotes had been visited */
+                        skip_kind = QUOTE;
+                        skip_quotes = 2;
                     } else {
                         ve = end;
                         j->line_flags[li] |= 1;
                     }
                 } else if (next == BOUND) {
                     ve = q;
+                    skip_to = q - 1; /* plain bytes: no visit changes anything */
                 } else {
                     for (q = q + 1; q < nl; q++)
                         if (kind_at(s, q, start) == BOUND) break;
@@ -177,6 +205,13 @@ static Py_ssize_t run(const Scanner *s, const Job *j, Keys *keys) {
                         j->out_escaped[n] = (uint8_t)escaped;
                         n++;
                     }
+                }
+                if (skip_to > p) {
+                    quotes += skip_quotes;
+                    prev_kind = skip_kind;
+                    prev_pos = skip_pos;
+                    p = skip_to;
+                    continue;
                 }
             }
             if (kind == QUOTE) quotes++;
@@ -255,9 +290,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Keys keys = {0};
         keys.slots = calloc((size_t)table, sizeof(int64_t));
         keys.last_record = malloc((size_t)(key_capacity ? key_capacity : 1) * sizeof(int64_t));
-        if (keys.slots == NULL || keys.last_record == NULL) {
+        keys.after = malloc((size_t)(key_capacity + 1) * sizeof(int64_t));
+        if (keys.slots == NULL || keys.last_record == NULL || keys.after == NULL) {
             free(keys.slots);
             free(keys.last_record);
+            free(keys.after);
             PyErr_NoMemory();
             goto done;
         }
@@ -265,7 +302,17 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         keys.kstart = v[12].buf;
         keys.kend = v[13].buf;
         keys.capacity = key_capacity;
-        Scanner s = {v[0].buf, v[5].buf, quote, equals, escape};
+        keys.after[0] = -1;
+        keys.previous = -1;
+        Scanner s;
+        s.buf = v[0].buf;
+        s.quote = quote;
+        s.escape = escape;
+        const uint8_t *kinds = v[5].buf;
+        for (int c = 0; c < 256; c++) s.cls[c] = kinds[c] ? BOUND : NONE;
+        if (escape >= 0) s.cls[escape] = ESCAPE;
+        s.cls[equals] = EQUALS;
+        s.cls[quote] = QUOTE;
         Job j = {lines,    starts,   ends,      nls,       v[4].buf, v[6].buf,
                  v[7].buf, v[8].buf, v[9].buf, v[10].buf, v[11].buf, capacity};
         Py_ssize_t n;
@@ -275,6 +322,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_ssize_t count = keys.count;
         free(keys.slots);
         free(keys.last_record);
+        free(keys.after);
         if (n == -2) {
             PyErr_SetString(PyExc_ValueError, "more pairs than the output arrays hold");
             goto done;
@@ -295,4 +343,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kvscan",
                                     "key=value pairs of log lines, compiled", -1, methods};
 
-PyMODINIT_FUNC PyInit__kvscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kvscan(void) {
+    init_key_bytes();
+    return PyModule_Create(&module);
+}

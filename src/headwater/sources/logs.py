@@ -319,11 +319,15 @@ def parse_log(
         absent = name not in fields.columns
         fields.add(name, pa.nulls(records.count, pa.string()) if absent else None)
     keep = ~rejected
+    mask = pa.array(keep)
+    columns = fields.columns
+    if rejected.any():
+        columns = {n: c.filter(mask) for n, c in columns.items()}
     table = pa.table(
         {
             "_fidx": pa.array(records.piece[keep], pa.int32()),
             "_line": pa.array(records.number[keep], pa.int64()),
-            **{n: c.filter(pa.array(keep)) for n, c in fields.columns.items()},
+            **columns,
         }
     )
     rows, type_rejects = fieldtypes.typed(table, typed, set(pii))

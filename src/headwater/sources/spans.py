@@ -3,6 +3,12 @@
 The offsets interleave the spans' starts and ends, so one Arrow string array over
 the buffer alternates wanted spans and the gaps between them; the even elements are
 the spans. Shared by the CSV parser and the log parser.
+
+When the compiled helper (`_spans.c`, built at install when a C compiler is
+there) is available, `strings` copies the spans with one `memcpy` each
+instead, without the GIL: about 5 times faster than the `take` (measured on
+log values); the `take` is the fallback and the reference the tests compare
+it with.
 """
 
 from __future__ import annotations
@@ -12,6 +18,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:
+    from headwater.sources import _spans
+except ImportError:  # built without a C compiler: Arrow's take only
+    _spans = None  # type: ignore[assignment]
+
+NATIVE = _spans is not None  # tests switch it off to compare both paths
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -32,6 +44,15 @@ def strings(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
     n = len(starts)
     if n == 0:
         return pa.array([], pa.string())
+    if NATIVE and _spans is not None:
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        ends = np.ascontiguousarray(ends, dtype=np.int64)
+        total = int((ends - starts).sum())
+        if total < 2**31:
+            offsets = np.empty(n + 1, dtype=np.int32)
+            out = np.empty(total, dtype=np.uint8)
+            _spans.gather(data, starts, ends, offsets, out)
+            return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
     spans = _interleaved(data, starts, ends)
     out = spans.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))
     return out.cast(pa.string()) if isinstance(spans, pa.LargeStringArray) else out

@@ -1,0 +1,81 @@
+/*
+ * headwater.sources._spans: spans of a buffer copied into one Arrow string array's buffers.
+ *
+ * gather(data, starts, ends, offsets, out) -> None
+ *
+ *   data         the text (any buffer)
+ *   starts/ends  int64 per span: data[starts[i]:ends[i]] is span i
+ *   offsets      int32, one more than the spans: filled with the Arrow offsets (0, ...)
+ *   out          uint8, exactly the spans' total length: filled with their bytes, in order
+ *
+ * The copy runs without the GIL. Bounds are checked first (ValueError names the span).
+ * The compiled twin of `spans.strings`' take over interleaved offsets; the caller checks
+ * that the total fits int32 offsets.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *gather(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    Py_buffer v[5];
+    int got = 0;
+    PyObject *result = NULL;
+    int writable[5] = {0, 0, 0, 1, 1};
+    for (; got < 5; got++) {
+        int flags = writable[got] ? PyBUF_WRITABLE : PyBUF_SIMPLE;
+        if (PyObject_GetBuffer(o[got], &v[got], flags) < 0) goto done;
+    }
+    Py_ssize_t n = v[1].len / 8;
+    if (v[1].len % 8 || v[2].len != v[1].len || v[3].len != (n + 1) * 4) {
+        PyErr_SetString(PyExc_ValueError, "starts, ends (int64) and offsets (int32, n + 1) differ");
+        goto done;
+    }
+    const int64_t *starts = v[1].buf, *ends = v[2].buf;
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (starts[i] < 0 || starts[i] > ends[i] || ends[i] > v[0].len) {
+            PyErr_Format(PyExc_ValueError, "span %zd: [%lld, %lld) outside %zd bytes", i,
+                         (long long)starts[i], (long long)ends[i], v[0].len);
+            goto done;
+        }
+        total += (Py_ssize_t)(ends[i] - starts[i]);
+    }
+    if (total != v[4].len || total > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "spans hold %zd bytes, out holds %zd", total, v[4].len);
+        goto done;
+    }
+    {
+        const uint8_t *data = v[0].buf;
+        uint8_t *out = v[4].buf;
+        int32_t *offsets = v[3].buf;
+        Py_BEGIN_ALLOW_THREADS
+        int32_t at = 0;
+        offsets[0] = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int32_t len = (int32_t)(ends[i] - starts[i]);
+            memcpy(out + at, data + starts[i], (size_t)len);
+            at += len;
+            offsets[i + 1] = at;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"gather", gather, METH_VARARGS, "Copy spans of a buffer into Arrow string buffers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spans",
+                                    "spans of a buffer as Arrow string buffers, compiled", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__spans(void) { return PyModule_Create(&module); }

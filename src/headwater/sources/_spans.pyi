@@ -1,0 +1,3 @@
+from headwater.sources._kvscan import Buffer
+
+def gather(data: Buffer, starts: Buffer, ends: Buffer, offsets: Buffer, out: Buffer) -> None: ...
