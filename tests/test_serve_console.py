@@ -280,6 +280,26 @@ def test_lake_quarantine_view(client: TestClient, project: Project) -> None:
     assert "yesterday-ish" in response.text
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select count(*) from raw.branch_files",
+        "select * from transactions t join RAW.branch_files r using (_file)",
+        "with x as (select * from raw.nowhere) select * from x",
+    ],
+)
+def test_lake_target_keeps_the_raw_zone_out(client: TestClient, sql: str) -> None:
+    """`raw.<source>` (what `headwater query --lake` reads) holds personal data before the
+    PII policies: the console refuses it, by name, and says where to query it."""
+    response = run_sql(client, sql, target="lake")
+    assert response.status_code == 400, response.text
+    assert "the raw zone is not in the SQL console" in response.text
+    assert "raw." in response.text and "headwater query --lake" in response.text
+    # Over the warehouse, `raw` is just a schema name (there is none: DuckDB says so).
+    response = run_sql(client, sql, target="warehouse")
+    assert "the raw zone is not in the SQL console" not in response.text
+
+
 def test_row_limit_and_truncation(client: TestClient, project: Project) -> None:
     total = int(str(warehouse_rows(project.root, "select count(*) from transactions")[0][0]))
     assert total > 5

@@ -426,7 +426,7 @@ class EngineConfig(Strict):
     memory_limit: str = "2GB"
     threads: int = Field(default=0, ge=0, description="0 means one per core")
     batch_mb: int = Field(
-        default=128,
+        default=512,
         ge=1,
         description="new input landed by one run is processed in batches of at most this size",
     )

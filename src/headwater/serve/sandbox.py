@@ -141,18 +141,33 @@ def leading_keyword(sql: str) -> str:
     return word.group(0).upper() if word else sql[pos : pos + 20].strip()
 
 
-def _table_functions(tree: Any, found: set[str]) -> set[str]:
-    """Names of every table function in a `json_serialize_sql` tree."""
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object of a `json_serialize_sql` tree, depth first."""
     if isinstance(tree, dict):
-        if tree.get("type") == "TABLE_FUNCTION":
-            function = tree.get("function") or {}
-            found.add(str(function.get("function_name", "?")).lower())
+        yield tree
         for value in tree.values():
-            _table_functions(value, found)
+            yield from _nodes(value)
     elif isinstance(tree, list):
         for value in tree:
-            _table_functions(value, found)
-    return found
+            yield from _nodes(value)
+
+
+def _table_functions(tree: Any) -> set[str]:
+    """Names of every table function in a `json_serialize_sql` tree."""
+    return {
+        str((node.get("function") or {}).get("function_name", "?")).lower()
+        for node in _nodes(tree)
+        if node.get("type") == "TABLE_FUNCTION"
+    }
+
+
+def _raw_tables(tree: Any) -> set[str]:
+    """`raw.<name>` relations a `json_serialize_sql` tree reads (the lake's raw zone)."""
+    return {
+        f"raw.{node.get('table_name', '?')}"
+        for node in _nodes(tree)
+        if node.get("type") == "BASE_TABLE" and str(node.get("schema_name", "")).lower() == "raw"
+    }
 
 
 def _hardened(conn: duckdb.DuckDBPyConnection, allowed_paths: Sequence[str] = ()) -> None:
@@ -163,8 +178,9 @@ def _hardened(conn: duckdb.DuckDBPyConnection, allowed_paths: Sequence[str] = ()
         conn.execute(statement).fetchall()
 
 
-def check_statement(sql: str) -> None:
-    """Refuse anything but one read-only query calling allowed table functions.
+def check_statement(sql: str, target: Target = "warehouse") -> None:
+    """Refuse anything but one read-only query calling allowed table functions (and, over
+    the lake, naming no `raw.` relation).
 
     Runs on a private, hardened in-memory connection: nothing of the project is
     opened for a refused statement.
@@ -191,11 +207,19 @@ def check_statement(sql: str) -> None:
     tree = json.loads(row[0]) if row else {}
     if tree.get("error"):
         raise QueryError(f"query failed: {tree.get('error_message', 'cannot parse the query')}")
-    refused = sorted(_table_functions(tree, set()) - TABLE_FUNCTIONS)
+    refused = sorted(_table_functions(tree) - TABLE_FUNCTIONS)
     if refused:
         raise RefusedError(
             f"table function {', '.join(refused)} is not allowed here: the SQL console reads "
             "the project's tables only, never files, URLs or other databases"
+        )
+    raw = sorted(_raw_tables(tree)) if target == "lake" else []
+    if raw:
+        raise RefusedError(
+            f"{', '.join(raw)}: the raw zone is not in the SQL console; it holds what sources "
+            "delivered, personal data included (PII policies apply from the processed zone "
+            "on). Query the processed tables here, or the raw zone with `headwater query "
+            "--lake` on the machine"
         )
 
 
@@ -363,7 +387,7 @@ def run(
 ) -> Result:
     """Run one console query: at most `limit` rows (up to MAX_LIMIT), within `timeout` s."""
     rows = _limit(limit, MAX_LIMIT)
-    check_statement(sql)
+    check_statement(sql, target)
     conn = open_connection(project, target)
     started = time.perf_counter()
 
@@ -398,7 +422,7 @@ def stream(
     """Rows for a download: errors and the first rows come within `timeout` (so they can
     still become an error response); the rest streams, stopped after `stream_timeout`."""
     rows = _limit(limit, CSV_LIMIT)
-    check_statement(sql)
+    check_statement(sql, target)
     conn = open_connection(project, target)
 
     def first() -> tuple[pa.RecordBatchReader, pa.RecordBatch | None]:

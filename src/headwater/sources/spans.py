@@ -6,7 +6,7 @@ the spans. Shared by the CSV parser and the log parser.
 
 When the compiled helper (`_spans.c`, built at install when a C compiler is
 there) is available, `strings` copies the spans with one `memcpy` each
-instead, without the GIL: about 5 times faster than the `take` (measured on
+instead, without the GIL: about 2.5 times faster than the `take` (measured on
 log values); the `take` is the fallback and the reference the tests compare
 it with.
 """
