@@ -37,7 +37,7 @@ enum { NONE = 0, BOUND = 1, QUOTE = 2, EQUALS = 3, ESCAPE = 4 };
 typedef struct {
     const uint8_t *buf;
     uint8_t cls[256]; /* the kind of each byte value, an escaped quote aside */
-    int quote, escape;
+    int escape;
 } Scanner;
 
 /* The kind of the byte at p: an escaped quote (odd run of escapes before it) is NONE. */
@@ -306,7 +306,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         keys.previous = -1;
         Scanner s;
         s.buf = v[0].buf;
-        s.quote = quote;
         s.escape = escape;
         const uint8_t *kinds = v[5].buf;
         for (int c = 0; c < 256; c++) s.cls[c] = kinds[c] ? BOUND : NONE;
