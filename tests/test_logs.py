@@ -529,6 +529,13 @@ def test_round_trip(case: tuple[bytes, list[dict[str, Any]]]) -> None:
         assert all(row[k] is None for k in others)
 
 
+def assert_same_chunk(got: ParsedChunk, expected: ParsedChunk) -> None:
+    """The same rows, rejects, columns and per-file counts."""
+    assert got.rows.equals(expected.rows)
+    assert got.rejects.equals(expected.rejects)
+    assert (got.columns, got.counts) == (expected.columns, expected.counts)
+
+
 @FAST
 @given(log_files(), st.binary(max_size=200), st.integers(1, 200))
 def test_pairs_scanned_in_blocks_equal_one_scan(
@@ -540,9 +547,7 @@ def test_pairs_scanned_in_blocks_equal_one_scan(
     whole = parse(data, **options)
     with patch.object(pairs, "BLOCK", block):
         blocks = parse(data, **options)
-    assert blocks.rows.equals(whole.rows)
-    assert blocks.rejects.equals(whole.rejects)
-    assert (blocks.columns, blocks.counts) == (whole.columns, whole.counts)
+    assert_same_chunk(blocks, whole)
 
 
 def test_compiled_scanner_is_built() -> None:
@@ -582,9 +587,7 @@ def same_both_ways(data: bytes, **log: Any) -> ParsedChunk:
     native = parse(data, **log)
     with patch.object(pairs, "NATIVE", False):
         reference = parse(data, **log)
-    assert native.rows.equals(reference.rows)
-    assert native.rejects.equals(reference.rejects)
-    assert (native.columns, native.counts) == (reference.columns, reference.counts)
+    assert_same_chunk(native, reference)
     return native
 
 

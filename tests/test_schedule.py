@@ -218,6 +218,14 @@ def test_two_hundred_files_over_thirty_seconds_load_once_in_a_few_runs(tmp_path:
     assert warehouse_snapshot(root) == warehouse_snapshot(reference)
 
 
+def watched(*projects: Project) -> tuple[Scheduler, list[RunEvent]]:
+    """A scheduler over `projects` and the list its run events are appended to."""
+    scheduler = Scheduler(list(projects))
+    events: list[RunEvent] = []
+    scheduler.on_event = events.append
+    return scheduler, events
+
+
 def svc_busy(events: list[RunEvent]) -> bool:
     started = sum(1 for e in events if e.kind == "started")
     return started != sum(1 for e in events if e.kind == "finished")
@@ -225,9 +233,7 @@ def svc_busy(events: list[RunEvent]) -> bool:
 
 def test_triggers_during_a_run_coalesce_into_one_next_run(tmp_path: Path) -> None:
     root = new_project(tmp_path / "p")
-    scheduler = Scheduler([Project.load(root)])
-    events: list[RunEvent] = []
-    scheduler.on_event = events.append
+    scheduler, events = watched(Project.load(root))
     scheduler.fire("cafe", "manual")
     scheduler.poll()
     assert scheduler.running()
@@ -244,9 +250,7 @@ def test_after_trigger_runs_a_downstream_project(tmp_path: Path) -> None:
     text = (up / "headwater.yaml").read_text()
     (up / "headwater.yaml").write_text(text.replace("name: cafe", "name: upstream"))
     set_trigger(down, "    - after: upstream\n")
-    scheduler = Scheduler([Project.load(up), Project.load(down)])
-    events: list[RunEvent] = []
-    scheduler.on_event = events.append
+    scheduler, events = watched(Project.load(up), Project.load(down))
     scheduler.fire("upstream", "manual")
     wait_for(lambda: (scheduler.poll(), len(finished(events)) == 2)[1], 120, "both runs")
     assert [(e.pipeline, e.trigger) for e in events if e.kind == "started"] == [
@@ -298,9 +302,7 @@ def test_objects_landing_under_an_s3_prefix_start_a_run(tmp_path: Path, s3_bucke
 
 def test_stopping_starts_nothing_that_was_queued(tmp_path: Path) -> None:
     root = new_project(tmp_path / "p")
-    scheduler = Scheduler([Project.load(root)])
-    events: list[RunEvent] = []
-    scheduler.on_event = events.append
+    scheduler, events = watched(Project.load(root))
     scheduler.fire("cafe", "manual")
     scheduler.poll()
     scheduler.fire("cafe", "cron")  # queued behind the running run
@@ -316,9 +318,7 @@ def test_a_run_killed_while_logging_does_not_block_the_next(tmp_path: Path) -> N
     (root / "headwater.yaml").write_text(
         text.replace("timeout_minutes: 60", "timeout_minutes: 0.001")
     )
-    scheduler = Scheduler([Project.load(root)])
-    events: list[RunEvent] = []
-    scheduler.on_event = events.append
+    scheduler, events = watched(Project.load(root))
     scheduler.fire("cafe", "manual")
     wait_for(lambda: (scheduler.poll(), len(finished(events)) == 1)[1], 60, "the killed run")
     assert "timed out" in str(finished(events)[0]["error"])

@@ -114,12 +114,12 @@ class _PartWriter:
                 "would pass unprotected, so nothing was loaded"
             )
         path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
-        rows = part.rows.select([*LINEAGE, *columns])
         if (
             not any(c in self.config.pii for c in columns)
             and not path.startswith("s3://")
-            and parquet.plain_types(rows.schema)
+            and parquet.plain_types(part.rows.schema)
         ):  # nothing to scrub: written as it is
+            rows = part.rows.select([*LINEAGE, *columns])
             batches = pa.array(np.full(rows.num_rows, batch, dtype=np.int64))
             parquet.write_plain(rows.add_column(0, "_batch", batches), path, f"source {name}")
         else:

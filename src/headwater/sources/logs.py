@@ -319,9 +319,9 @@ def parse_log(
         absent = name not in fields.columns
         fields.add(name, pa.nulls(records.count, pa.string()) if absent else None)
     keep = ~rejected
-    mask = pa.array(keep)
     columns = fields.columns
     if rejected.any():
+        mask = pa.array(keep)
         columns = {n: c.filter(mask) for n, c in columns.items()}
     table = pa.table(
         {
