@@ -201,18 +201,21 @@ class Result:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-def fresh_project(data: Dataset) -> Path:
+def fresh_project(data: Dataset, batch_mb: int | None = None) -> Path:
     root = data.root
     shutil.rmtree(root / ".headwater", ignore_errors=True)
     shutil.rmtree(root / "models", ignore_errors=True)
     (root / "models").mkdir()
     (root / "models" / "log_count.sql").write_text(MODEL_SQL)
-    (root / "headwater.yaml").write_text(PROJECT_YAML)
+    engine = "" if batch_mb is None else f"engine:\n  batch_mb: {batch_mb}\n"
+    (root / "headwater.yaml").write_text(PROJECT_YAML + engine)
     return root
 
 
-def run_headwater(data: Dataset, profile_to: Path | None = None) -> Result:
-    root = fresh_project(data)
+def run_headwater(
+    data: Dataset, profile_to: Path | None = None, batch_mb: int | None = None
+) -> Result:
+    root = fresh_project(data, batch_mb)
     profiler = cProfile.Profile() if profile_to else None
     start, cpu = time.perf_counter(), time.process_time()
     if profiler is not None:
@@ -309,6 +312,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="files the common way parses (spread evenly; 0: all), extrapolated to all",
     )
     parser.add_argument("--profile", action="store_true", help="profile one more headwater run")
+    parser.add_argument(
+        "--batch-mb", type=int, default=None, help="engine.batch_mb of the project (default: its)"
+    )
     return parser.parse_args(argv)
 
 
@@ -316,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     data = ensure_dataset(args.records, args.per_file)
     log(f"\nheadwater: run() on a fresh project (best of {args.repeat})")
-    hw = best_of(args.repeat, lambda: run_headwater(data), lambda r: r.seconds)
+    hw = best_of(
+        args.repeat, lambda: run_headwater(data, batch_mb=args.batch_mb), lambda r: r.seconds
+    )
     files = sample(sorted(data.inbox.glob("*.log")), args.baseline_files)
     log(f"\nthe common way: line-by-line Python on {len(files)} of {data.files} files")
     base = best_of(
@@ -325,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         prof = data.root / "headwater.prof"
         log("\nprofiling one more headwater run (not timed) ...")
-        run_headwater(data, prof)
+        run_headwater(data, prof, args.batch_mb)
         print_profile(prof, "profile of the headwater run")
     ratio = hw.rps / base.rps if base.rps else float("inf")
     extrapolated = data.records / base.rps if base.rps else float("inf")
