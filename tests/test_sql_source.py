@@ -241,3 +241,19 @@ def test_credentials_never_reach_logs_lake_or_errors(tmp_path: Path, pg_database
         with psycopg.connect(pg_database, autocommit=True) as conn:
             conn.execute("DROP OWNED BY hw_reader")
             conn.execute("DROP ROLE hw_reader")
+
+
+@pytest.mark.parametrize("name", ["postgres_scanner", "mysql_scanner", "sqlite_scanner"])
+def test_packaged_scanner_loads_and_unsigned_loading_is_switched_off(name: str) -> None:
+    from headwater import extensions
+
+    conn = extensions.connect([name])
+    try:
+        loaded = conn.execute(
+            "SELECT loaded FROM duckdb_extensions() WHERE extension_name = ?", [name]
+        ).fetchall()
+        unsigned = conn.execute("SELECT current_setting('allow_unsigned_extensions')").fetchall()
+    finally:
+        conn.close()
+    assert loaded == [(True,)]
+    assert unsigned == [(False,)]

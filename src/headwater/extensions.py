@@ -4,17 +4,28 @@ Each extension headwater uses is a pinned dependency (`duckdb-extension-<name>`,
 built for exactly the DuckDB release headwater pins). `load(conn, name)` loads
 it from that package's folder; auto-install and auto-load stay off on every
 connection (`DUCKDB_SETTINGS` in `headwater.lake.store`).
+
+`connect(names)` opens a connection that loads them without DuckDB's signature
+check, which hashes the whole file (40 MB for a scanner, ~80 ms) on every new
+database: the files come from pinned wheels, whose hashes pip checks at
+install, so the check adds no trust that installing DuckDB itself did not
+already need. Unsigned loading is switched off again once they are loaded, so
+nothing loaded later on that connection skips the check.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.errors import ConfigError
 from headwater.sql import literal
+
+if TYPE_CHECKING:
+    import duckdb
 
 # extension name -> the Python package that carries it
 PACKAGES: dict[str, str] = {
@@ -51,3 +62,30 @@ def extension_path(name: str) -> str:
 def load(conn: Any, name: str) -> None:
     """Load a packaged extension into a DuckDB connection (a no-op if already loaded)."""
     conn.execute(f"LOAD {literal(extension_path(name))}").fetchall()
+
+
+def connect(
+    names: Iterable[str],
+    database: str = ":memory:",
+    *,
+    read_only: bool = False,
+    config: Mapping[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB connection with these packaged extensions loaded.
+
+    `config` adds to `DUCKDB_SETTINGS` (auto-install and auto-load off).
+    """
+    import duckdb
+
+    from headwater.lake.store import DUCKDB_SETTINGS
+
+    settings = {**DUCKDB_SETTINGS, **(config or {}), "allow_unsigned_extensions": "true"}
+    conn = duckdb.connect(database, read_only=read_only, config=settings)
+    try:
+        for name in names:
+            load(conn, name)
+        conn.execute("SET allow_unsigned_extensions = false").fetchall()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

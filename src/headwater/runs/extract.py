@@ -25,10 +25,13 @@ sources are extracted; pending batches of the others are still processed.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from headwater.errors import SourceError
-from headwater.lake.raw import land_once, read_for_landing
+from headwater.lake.raw import RawObject, land_once, read_for_landing
 from headwater.parallel import ordered_parallel
 from headwater.runs.context import RunContext, step
 from headwater.runs.extract_sql import extract_sql
@@ -37,7 +40,8 @@ from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered, Source
 from headwater.state import ledger
 
-WORKERS = 4
+WORKERS = 4  # files read and hashed at once
+LANDERS = 2  # files written into the raw zone at once
 
 
 @dataclass(frozen=True)
@@ -111,13 +115,41 @@ def extract(ctx: RunContext) -> None:
 
 
 def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batches) -> None:
-    """Read and hash files on workers; decide and land them in order, each read once."""
+    """Read and hash files on workers; decide in order; land on other workers, each read once.
+
+    Which files are new is decided in file order (the same bytes twice in one drop
+    land once, under the first name); the puts then run `LANDERS` at a time, and
+    their ledger entries and batches are taken in file order as they finish.
+    """
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     found = source.discover()
     summary.files_found = len(found)
     known = ledger.known_hashes(ctx.db, name)
     entries: list[ledger.LedgerEntry] = []
-    with ctx.progress.task(f"extract {name}", len(found)) as task:
+    landing: deque[tuple[Future[RawObject], _Read]] = deque()
+
+    def landed() -> None:
+        future, read = landing.popleft()
+        raw = future.result()
+        entries.append(
+            ledger.LedgerEntry(
+                source=name,
+                content_hash=read.sha256,
+                name=read.item.name,
+                size=raw.size,
+                raw_key=raw.key,
+                batch=batches.assign(raw.size),
+                status=ledger.LANDED,
+                modified_at=read.item.modified_at,
+            )
+        )
+        if len(entries) == 1:
+            checkpoint("extract.after_first_put")
+
+    with (
+        ctx.progress.task(f"extract {name}", len(found)) as task,
+        ThreadPoolExecutor(LANDERS, thread_name_prefix="headwater-land") as landers,
+    ):
         for read in ordered_parallel(_read, found, WORKERS):
             task.advance()
             first = known.get(read.sha256)
@@ -129,23 +161,12 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
                 summary.duplicates.append({"file": read.item.name, "same_content_as": first})
                 continue
             known[read.sha256] = read.item.name
-            raw = land_once(
-                ctx.store, name, ctx.run_id, read.item.name, read.item.path, read.sha256, read.data
-            )
-            entries.append(
-                ledger.LedgerEntry(
-                    source=name,
-                    content_hash=read.sha256,
-                    name=read.item.name,
-                    size=raw.size,
-                    raw_key=raw.key,
-                    batch=batches.assign(raw.size),
-                    status=ledger.LANDED,
-                    modified_at=read.item.modified_at,
-                )
-            )
-            if len(entries) == 1:
-                checkpoint("extract.after_first_put")
+            put = partial(land_once, ctx.store, name, ctx.run_id, read.item.name, read.item.path)
+            landing.append((landers.submit(put, read.sha256, read.data), read))
+            if len(landing) >= LANDERS:
+                landed()
+        while landing:
+            landed()
     ledger.record_landed(ctx.db, entries)
     checkpoint("extract.after_ledger")
     summary.files_new = len(entries)

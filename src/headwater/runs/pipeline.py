@@ -39,7 +39,7 @@ from headwater.runs.lock import run_lock
 from headwater.runs.plan import Plan, plan
 from headwater.runs.progress import Progress, Silent
 from headwater.runs.retry import Attempt, Retrier
-from headwater.runs.stage import sample_batch, stage_batch
+from headwater.runs.stage import Lookahead, sample_batch, stage_batch
 from headwater.runs.stage_sql import processed_table, stage_sql_batch
 from headwater.runs.summary import RunSummary, SourceSummary
 from headwater.runs.transform import transform_batch
@@ -195,11 +195,18 @@ def _run(
         by_batch: dict[int, dict[str, list[ledger.LedgerEntry]]] = {}
         for entry in ledger.pending(db):
             by_batch.setdefault(entry.batch, {}).setdefault(entry.source, []).append(entry)
-        for batch in sorted(by_batch):
-            summary.batches.append(batch)
-            if not _process_batch(ctx, batch, by_batch[batch]):
-                ok = False
-                break
+        order = sorted(by_batch)
+        lookahead = Lookahead()
+        try:
+            for i, batch in enumerate(order):
+                summary.batches.append(batch)
+                following = order[i + 1] if i + 1 < len(order) else None
+                upcoming = None if following is None else (following, by_batch[following])
+                if not _process_batch(ctx, batch, by_batch[batch], lookahead, upcoming):
+                    ok = False
+                    break
+        finally:
+            lookahead.close()
         with step(ctx, "load", project.config.warehouse.type) as record:
             loaded = load(ctx)
             record.rows_out = sum(t["rows_loaded"] for t in summary.warehouse.tables.values())
@@ -213,9 +220,22 @@ def _run(
 
 
 def _process_batch(
-    ctx: RunContext, batch: int, entries: dict[str, list[ledger.LedgerEntry]]
+    ctx: RunContext,
+    batch: int,
+    entries: dict[str, list[ledger.LedgerEntry]],
+    lookahead: Lookahead,
+    upcoming: tuple[int, dict[str, list[ledger.LedgerEntry]]] | None,
 ) -> bool:
-    """Stage each source's files of the batch, run the models, account for quarantine."""
+    """Stage each source's files of the batch, run the models, account for quarantine.
+
+    The `files` sources of the `upcoming` batch start parsing on the lookahead
+    first, to keep the cores busy while this one ends, commits and its models run.
+    """
+    if upcoming is not None:
+        following, waiting = upcoming
+        for name, files in waiting.items():
+            if name not in ctx.sql_sources and any(e.status == ledger.LANDED for e in files):
+                lookahead.start(ctx, name, following, files)
     pii.reset_sample(ctx.engine.conn)
     for name, files in entries.items():
         summary = ctx.summary.sources[name]
@@ -229,7 +249,7 @@ def _process_batch(
         if any(e.status == ledger.LANDED for e in files):
             with step(ctx, "stage", name, batch) as record:
                 read, quarantined = summary.rows_read, summary.rows_quarantined
-                stage_batch(ctx, name, batch, files)
+                stage_batch(ctx, name, batch, files, lookahead)
                 record.rows_in = summary.rows_read - read
                 record.rows_quarantined = summary.rows_quarantined - quarantined
         if name not in ctx.leak_samples.get(batch, {}):

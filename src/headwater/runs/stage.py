@@ -9,12 +9,21 @@ the parser rejected go to the quarantine zone with file, line, rule and
 reason. One Iceberg commit per source and batch makes the batch visible all
 at once; a batch found already committed (the previous run crashed after
 committing) is not parsed again.
+
+`Lookahead` parses a source's next batch on a background thread alongside
+the current one, while the run commits it and runs its models, so the cores
+do not idle at each batch boundary (both parses share the source's parse
+slots, `headwater.sources.files`). What it writes is not committed until that batch's turn;
+a run that stops first leaves those files unreferenced, as an interrupted
+run does (`docs/lake.md`).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -75,34 +84,50 @@ class _Written:
     size: int
 
 
+WRITERS = 4  # DuckDB cursors a batch's parts are written through (at least the parse workers)
+
+
+class _StoppedError(Exception):
+    """A lookahead parse stopped because the run ended first."""
+
+
 class _PartWriter:
-    """Writes parsed parts on the worker that parsed them, each worker on its own cursor.
+    """Writes parsed parts on the worker that parsed them, each write on a cursor of its own.
 
     A part's rows go through the PII policies into one Parquet file of the
-    source table; its rejects into one quarantine file.
+    source table; its rejects into one quarantine file. The cursors are made
+    up front, on the run's thread, which may be using the run's connection
+    later while a lookahead writes.
     """
 
     def __init__(
-        self, ctx: RunContext, name: str, batch: int, config: FilesSource, sample: pii.LeakSample
+        self,
+        ctx: RunContext,
+        name: str,
+        batch: int,
+        config: FilesSource,
+        sample: pii.LeakSample,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.ctx, self.name, self.batch, self.config, self.sample = ctx, name, batch, config, sample
-        self._local = threading.local()
-        self._engines: list[Engine] = []
-        self._lock = threading.Lock()
-
-    def _engine(self) -> Engine:
-        engine: Engine | None = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = self.ctx.engine.cursor()
-            self._local.engine = engine
-            with self._lock:
-                self._engines.append(engine)
-        return engine
+        self.cancel = cancel
+        self._engines = [ctx.engine.cursor() for _ in range(WRITERS)]
+        self._free: queue.SimpleQueue[Engine] = queue.SimpleQueue()
+        for engine in self._engines:
+            self._free.put(engine)
 
     def write(self, part: ParsedPart) -> _Written:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _StoppedError
+        engine = self._free.get()
+        try:
+            return self._write(part, engine)
+        finally:
+            self._free.put(engine)
+
+    def _write(self, part: ParsedPart, engine: Engine) -> _Written:
         ctx, name, batch = self.ctx, self.name, self.batch
         self.sample.add(part.rows)
-        engine = self._engine()
         columns = [c for c in part.rows.column_names if c not in LINEAGE]
         missing = sorted(set(self.config.pii) - set(part.columns or columns))
         if missing:
@@ -153,8 +178,92 @@ class _PartWriter:
             engine.close()
 
 
-def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]) -> None:
-    """Parse and commit one source's files of one batch (or notice it was done)."""
+@dataclass(frozen=True)
+class _Parsed:
+    files: list[str]
+    stats: dict[str, ledger.FileStats]
+    sample: pii.LeakSample
+
+
+def _parse(writer: _PartWriter, inputs: list[RawInput], total: int) -> _Parsed:
+    """Parse a batch's files of one source into Parquet parts (not committed)."""
+    ctx, name, batch = writer.ctx, writer.name, writer.batch
+    files: list[str] = []
+    stats: dict[str, ledger.FileStats] = {}
+    with ctx.progress.task(f"parse {name} (batch {batch})", total) as task:
+        try:
+            for written in ctx.sources[name].parse(inputs, writer.write):
+                files.append(written.path)
+                for sha, count in written.stats.items():  # a large file may come in pieces
+                    stats[sha] = _plus(stats.get(sha), count)
+                task.advance(written.size)
+        finally:
+            writer.close()
+    return _Parsed(files, stats, writer.sample)
+
+
+def _writer(
+    ctx: RunContext,
+    name: str,
+    batch: int,
+    entries: list[ledger.LedgerEntry],
+    cancel: threading.Event | None = None,
+) -> tuple[_PartWriter, list[RawInput], int]:
+    """Make ready to parse a batch: its quarantine folder emptied, a writer, the inputs."""
+    config = ctx.project.config.sources[name]
+    assert isinstance(config, FilesSource)
+    ctx.quarantine.reset(name, batch)
+    writer = _PartWriter(ctx, name, batch, config, pii.LeakSample(config.pii), cancel)
+    return writer, _inputs(ctx, entries), sum(e.size for e in entries)
+
+
+class Lookahead:
+    """Parses the next batch of `files` sources on a background thread.
+
+    `start` is called as the current batch begins; the next `stage_batch`
+    of that source and batch takes the result (or its error) instead of parsing.
+    `close` stops what is still running (at its next part) and waits for it.
+    """
+
+    def __init__(self) -> None:
+        # two: the batch being staged may itself have come from here
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="headwater-lookahead")
+        self._pending: dict[tuple[str, int], Future[_Parsed]] = {}
+        self._cancel = threading.Event()
+
+    def start(
+        self, ctx: RunContext, name: str, batch: int, entries: list[ledger.LedgerEntry]
+    ) -> None:
+        if (name, batch) in self._pending or batch in ctx.tables.committed_batches(name):
+            return
+        writer, inputs, total = _writer(ctx, name, batch, entries, self._cancel)
+        self._pending[(name, batch)] = self._pool.submit(_parse, writer, inputs, total)
+
+    def take(self, name: str, batch: int) -> _Parsed | None:
+        """The batch's parse if it was started here (waits for it; raises what it raised)."""
+        future = self._pending.pop((name, batch), None)
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        self._cancel.set()
+        for future in self._pending.values():
+            if not future.cancel():
+                future.exception()  # wait; a stopped parse's files stay uncommitted
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+
+def stage_batch(
+    ctx: RunContext,
+    name: str,
+    batch: int,
+    entries: list[ledger.LedgerEntry],
+    lookahead: Lookahead | None = None,
+) -> None:
+    """Parse (or take the lookahead's parse of) and commit one source's files of one batch.
+
+    A batch an earlier run committed is only recounted.
+    """
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     if batch in ctx.tables.committed_batches(name):
         recounted = _recount(ctx, name, batch)
@@ -164,23 +273,11 @@ def stage_batch(ctx: RunContext, name: str, batch: int, entries: list[ledger.Led
     config = ctx.project.config.sources[name]
     assert isinstance(config, FilesSource)
     source = ctx.sources[name]
-    ctx.quarantine.reset(name, batch)
-    inputs = _inputs(ctx, entries)
-    sample = pii.LeakSample(config.pii)
+    parsed = None if lookahead is None else lookahead.take(name, batch)
+    if parsed is None:
+        parsed = _parse(*_writer(ctx, name, batch, entries))
+    files, stats, sample = parsed.files, parsed.stats, parsed.sample
     ctx.leak_samples.setdefault(batch, {})[name] = sample
-    writer = _PartWriter(ctx, name, batch, config, sample)
-    files: list[str] = []
-    stats: dict[str, ledger.FileStats] = {}
-    total = sum(e.size for e in entries)
-    with ctx.progress.task(f"parse {name} (batch {batch})", total) as task:
-        try:
-            for written in source.parse(inputs, writer.write):
-                files.append(written.path)
-                for sha, count in written.stats.items():  # a large file may come in pieces
-                    stats[sha] = _plus(stats.get(sha), count)
-                task.advance(written.size)
-        finally:
-            writer.close()
     conn = ctx.engine.conn
     if not files:
         files.append(_empty_file(ctx, name, batch, source.columns, config))

@@ -200,9 +200,8 @@ def connect_postgres(url: str, schema_name: str = "public") -> duckdb.DuckDBPyCo
 
     conninfo, public, secrets = split_url(url)
     target = attach_url(conninfo)
-    conn = duckdb.connect(":memory:", config=DUCKDB_SETTINGS)
+    conn = extensions.connect(["postgres_scanner"])
     try:
-        extensions.load(conn, "postgres_scanner")
         conn.execute("SET TimeZone = 'UTC'").fetchall()
         conn.execute(
             f"ATTACH {literal(target)} AS {PG_ALIAS} "

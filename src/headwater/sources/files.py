@@ -4,16 +4,19 @@ CSV is parsed by `csvparse`, text logs by `logs` (`format: log`) and
 `jsonlines` (`format: jsonl`). Files are parsed in chunks of about
 `chunk_mb` megabytes, two chunks at a time on worker threads (numpy, Arrow
 and DuckDB release the GIL), and yielded in order, so memory stays flat
-however many files a batch holds. A log file larger than one and a half
-chunks is read from its stream in blocks of about `chunk_mb`, cut at record
-boundaries into pieces parsed one after another, so memory does not grow
-with the file.
+however many files a batch holds. Two chunks at a time in the whole process:
+when a run parses its next batch ahead (`headwater.runs.stage.Lookahead`),
+the two parses share the slots rather than doubling the memory in use. A log
+file larger than one and a half chunks is read from its stream in blocks of
+about `chunk_mb`, cut at record boundaries into pieces parsed one after
+another, so memory does not grow with the file.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +36,20 @@ from headwater.sources.textlines import BoolArray, Lines, TextPiece, prepare, sp
 WORKERS = 2
 HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
 R = TypeVar("R")
+T = TypeVar("T")
+
+_SLOTS = threading.BoundedSemaphore(WORKERS)  # chunks being parsed at once, process-wide
+
+
+def _gated(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """`fn` run only while it holds one of the process's parse slots."""
+
+    @wraps(fn)
+    def run(item: T) -> R:
+        with _SLOTS:
+            return fn(item)
+
+    return run
 
 
 class FilesSourceReader:
@@ -86,13 +103,13 @@ class FilesSourceReader:
     def parse(self, inputs: list[RawInput], sink: Callable[[ParsedPart], R]) -> Iterator[R]:
         if self.config.format != "csv":
             parse_text = partial(self._parse_text, sink=sink)
-            for parts in ordered_parallel(parse_text, self._chunks(inputs), WORKERS):
+            for parts in ordered_parallel(_gated(parse_text), self._chunks(inputs), WORKERS):
                 yield from parts
             return
         columns = self.config.csv.columns
         if columns is not None:
             parse = partial(self._parse_one, columns=columns, sink=sink)
-            yield from ordered_parallel(parse, self._chunks(inputs), WORKERS)
+            yield from ordered_parallel(_gated(parse), self._chunks(inputs), WORKERS)
             return
         # No declared columns: each file's header names them; files sharing a header parse together.
         groups: dict[tuple[str, ...], list[RawInput]] = {}
@@ -106,7 +123,7 @@ class FilesSourceReader:
             groups.setdefault(tuple(names), []).append(item)
         for header, members in groups.items():
             parse = partial(self._parse_one, columns=list(header), sink=sink)
-            yield from ordered_parallel(parse, self._chunks(members), WORKERS)
+            yield from ordered_parallel(_gated(parse), self._chunks(members), WORKERS)
 
     def _parse_text(self, chunk: list[RawInput], sink: Callable[[ParsedPart], R]) -> list[R]:
         """Parse a chunk of log files, a large file piece by piece; one part per piece group."""

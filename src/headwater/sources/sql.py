@@ -259,11 +259,10 @@ class SqlSourceReader:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the source attached read-only as `src`."""
-        conn = duckdb.connect(config=DUCKDB_SETTINGS)
         kind = DUCKDB_TYPES.get(self.scheme)
-        if kind is None:
-            return conn  # Oracle, SQL Server: rows come through ConnectorX
-        extensions.load(conn, SCANNERS[kind])
+        if kind is None:  # Oracle, SQL Server: rows come through ConnectorX
+            return duckdb.connect(config=DUCKDB_SETTINGS)
+        conn = extensions.connect([SCANNERS[kind]])
         attach = self._attach_string(kind)
         try:
             conn.execute(f"ATTACH {literal(attach)} AS src (TYPE {kind}, READ_ONLY)").fetchall()

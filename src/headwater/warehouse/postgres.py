@@ -51,7 +51,7 @@ from headwater.errors import (
     WarehouseUnavailableError,
     transient_message,
 )
-from headwater.lake.store import DUCKDB_SETTINGS, Store
+from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
 from headwater.sql import literal, quote_ident
 from headwater.warehouse.base import LoadItem, LoadResult, Watermark
@@ -265,10 +265,9 @@ class PostgresWarehouse:
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection that reads the lake, with the database attached as `PG`."""
-        duck = duckdb.connect(config=DUCKDB_SETTINGS)
+        duck = extensions.connect(["postgres_scanner"])
         attaching = False
         try:
-            extensions.load(duck, "postgres_scanner")
             if self.store is not None:
                 self.store.configure_duckdb(duck)
             # Binary COPY is the default; the extension falls back to the text format by
