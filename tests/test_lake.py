@@ -432,3 +432,26 @@ def test_plain_parquet_error_names_the_file(tmp_path: Path) -> None:
     target = tmp_path / "missing" / "x.parquet"
     with pytest.raises(LakeError, match=r"source s: cannot write .*missing/x\.parquet"):
         parquet.write_plain(PLAIN, str(target), "source s")
+
+
+def test_plain_parquet_uses_a_dictionary_only_where_values_repeat(tmp_path: Path) -> None:
+    from headwater.lake.parquet import write_plain
+
+    rows = 10_000
+    table = pa.table(
+        {
+            "level": pa.array([("INFO", "WARN", "ERROR")[i % 3] for i in range(rows)]),
+            "message": pa.array([f"message {i}" for i in range(rows)]),
+            "n": pa.array(range(rows), pa.int64()),
+            "code": pa.array([i % 7 for i in range(rows)], pa.int64()),
+        }
+    )
+    path = tmp_path / "part.parquet"
+    write_plain(table, str(path), "test")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {
+        group.column(i).path_in_schema: "RLE_DICTIONARY" in group.column(i).encodings
+        for i in range(group.num_columns)
+    }
+    assert encodings == {"level": True, "message": False, "n": False, "code": True}
+    assert pq.read_table(path).equals(table)

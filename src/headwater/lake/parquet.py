@@ -10,16 +10,24 @@ nothing more; row groups of DuckDB's default size; no Arrow schema in the
 footer), so a table's files
 read the same whichever way they were written. Anything else (other types,
 an S3 path) goes through DuckDB: `plain_types` says which tables can come here.
+
+Dictionary encoding is asked for only where the first rows repeat (at most
+one distinct value in four): for a column of mostly distinct values (ids,
+messages, addresses) the writer would hash every value into a dictionary it
+then abandons for plain encoding, a third of the write's CPU for no smaller
+file.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from headwater.errors import LakeError
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's default ROW_GROUP_SIZE, so pruning sees the same groups
+PROBE_ROWS = 2_000  # rows looked at to decide a column's encoding
 
 
 def _plain(kind: pa.DataType) -> bool:
@@ -37,6 +45,16 @@ def plain_types(schema: pa.Schema) -> bool:
     return all(_plain(f.type) for f in schema)
 
 
+def repeating(table: pa.Table) -> list[str]:
+    """The columns worth a dictionary: among the first rows, at most one distinct in four."""
+    out = []
+    for name in table.column_names:
+        head = table.column(name).slice(0, PROBE_ROWS)
+        if pa.types.is_boolean(head.type) or pc.count_distinct(head).as_py() <= len(head) // 4:
+            out.append(name)
+    return out
+
+
 def write_plain(table: pa.Table, path: str, context: str) -> int:
     """Write `table` to a local Parquet file (snappy); returns its rows."""
     try:
@@ -46,6 +64,7 @@ def write_plain(table: pa.Table, path: str, context: str) -> int:
             compression="snappy",
             row_group_size=ROW_GROUP_ROWS,
             store_schema=False,
+            use_dictionary=repeating(table),
         )
     except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"{context}: cannot write {path}: {exc}") from None
