@@ -12,10 +12,10 @@ committing) is not parsed again.
 
 `Lookahead` parses a source's next batch on a background thread alongside
 the current one, while the run commits it and runs its models, so the cores
-do not idle at each batch boundary (both parses share the source's parse
-slots, `headwater.sources.files`). What it writes is not committed until that batch's turn;
-a run that stops first leaves those files unreferenced, as an interrupted
-run does (`docs/lake.md`).
+do not idle at each batch boundary (the two parses share the process's
+parse slots, `headwater.sources.files`). What it writes is not committed
+until that batch's turn; a run that stops first leaves those files
+unreferenced, as an interrupted run does (`docs/lake.md`).
 """
 
 from __future__ import annotations
