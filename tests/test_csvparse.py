@@ -14,6 +14,7 @@ import csv
 import io
 import re
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -1049,3 +1050,22 @@ def test_span_copier_checks_bounds() -> None:
         _spans.gather(data, np.array([0]), np.array([2]), offsets, out)
     _spans.gather(data, np.array([3]), np.array([6]), offsets, out)
     assert (bytes(out), offsets.tolist()) == (b"def", [0, 3])
+
+
+@pytest.mark.parametrize("content", [b"a=1\n---\nb=2", b"a=1\n---\nb=2\n", b"", b"\xef\xbb\xbfx,y"])
+def test_a_file_read_for_staging_gets_its_final_newline_without_a_copy(
+    tmp_path: Path, content: bytes
+) -> None:
+    from headwater.runs.stage import _whole_file
+
+    path = tmp_path / "f.log"
+    path.write_bytes(content)
+    with path.open("rb") as handle:
+        buf = _whole_file(handle)
+    assert bytes(buf) == content
+    text, error = normalise(buf, "utf-8")
+    assert error is None
+    body = content.removeprefix(b"\xef\xbb\xbf")
+    assert bytes(text) == (body if not body or body.endswith(b"\n") else body + b"\n")
+    if not content.startswith(b"\xef\xbb\xbf"):
+        assert text is buf  # extended in place, not copied

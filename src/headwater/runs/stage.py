@@ -20,7 +20,9 @@ unreferenced, as an interrupted run does (`docs/lake.md`).
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,9 +52,24 @@ LINEAGE = ["_file", "_file_hash", "_line"]
 log = logging.getLogger("headwater.run")
 
 
-def _read(store: Store, key: str, limit: int = -1) -> bytes:
+def _read(store: Store, key: str, limit: int = -1) -> bytes | bytearray:
     with store.open(key) as handle:
+        if limit < 0 and isinstance(handle, io.BufferedReader):
+            return _whole_file(handle)
         return handle.read(limit)
+
+
+def _whole_file(handle: io.BufferedReader) -> bytearray:
+    """A local file's bytes in a buffer with room for one byte more: the parsers add the
+    final newline a file lacks (as most log files do) in place, not by copying the file."""
+    size = os.fstat(handle.fileno()).st_size
+    buf = bytearray(size + 1)
+    got = 0
+    with memoryview(buf) as view:
+        while got < size and (n := handle.readinto(view[got:size])):
+            got += n
+    del buf[got:]  # a shorter size keeps the allocation
+    return buf
 
 
 def _inputs(ctx: RunContext, entries: list[ledger.LedgerEntry]) -> list[RawInput]:

@@ -47,7 +47,7 @@ class RawInput:
     name: str
     sha256: str
     size: int
-    read: Callable[[int], bytes]
+    read: Callable[[int], bytes | bytearray]
     open: Callable[[], BinaryIO] | None = None
 
 

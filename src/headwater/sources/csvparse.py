@@ -44,7 +44,7 @@ class RawText:
     """One file's bytes as delivered."""
 
     name: str
-    data: bytes
+    data: bytes | bytearray
 
 
 @dataclass
@@ -74,12 +74,18 @@ class ParsedChunk:
     columns: list[str]
 
 
-def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
-    """Bytes as UTF-8 without BOM and with a final newline, or an error message."""
+def normalise(data: bytes | bytearray, encoding: str) -> tuple[bytes | bytearray, str | None]:
+    """Bytes as UTF-8 without BOM and with a final newline, or an error message.
+
+    A `bytearray` is given its final newline in place (no copy of the file when
+    it has room for one more byte, as the stage's reads leave): pass a copy to
+    keep the original as it was.
+    """
     enc = encoding.lower().replace("_", "-")
     if enc in ("utf-8", "utf8", "utf-8-sig"):
         bom = len(BOM) if data.startswith(BOM) else 0
-        data = data[bom:]
+        if bom:
+            data = data[bom:]
         if not data.isascii() and not _valid_utf8(data):
             try:
                 data.decode("utf-8")
@@ -96,7 +102,7 @@ def normalise(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     return data, None
 
 
-def _valid_utf8(data: bytes) -> bool:
+def _valid_utf8(data: bytes | bytearray) -> bool:
     """Whether the bytes are UTF-8 (Arrow's validation: many times faster than decoding)."""
     offsets = np.array([0, len(data)], dtype=np.int64)
     text = pa.LargeStringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
@@ -253,7 +259,7 @@ def parse_chunk(
     ncols = len(columns)
     counts = [FileCounts() for _ in files]
     undecodable: list[pa.Table] = []  # every line of a file that does not decode
-    parts: list[bytes] = []
+    parts: list[bytes | bytearray] = []
     file_starts: list[int] = []
     offset = 0
     for i, f in enumerate(files):

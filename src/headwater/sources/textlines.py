@@ -44,12 +44,12 @@ class TextPiece:
     """
 
     name: str
-    data: bytes
+    data: bytes | bytearray
     first_line: int = 1
     error: str | None = None
 
 
-def prepare(name: str, data: bytes, encoding: str) -> TextPiece:
+def prepare(name: str, data: bytes | bytearray, encoding: str) -> TextPiece:
     """A delivered file as a piece: normalised, or decoded with replacements and an error."""
     text, error = normalise(data, encoding)
     if error is None:
@@ -197,7 +197,7 @@ def split(
 
 
 def _boundary_before(
-    data: bytes, floor: int, goal: int, is_boundary: Callable[[Lines], BoolArray]
+    data: bytes | bytearray, floor: int, goal: int, is_boundary: Callable[[Lines], BoolArray]
 ) -> int | None:
     window = 1 << 16
     while True:
