@@ -722,3 +722,57 @@ def test_empty_and_blank_files(data: bytes) -> None:
     assert chunk.rows.schema.field("ts").type == pa.timestamp("us")
     json_chunk = parse_json(data.replace(b"-", b" "))
     assert json_chunk.rows.num_rows == json_chunk.rejects.num_rows == 0
+
+
+SPACE_LIKE = st.sampled_from(
+    [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\u00a0", "\u1680", "\u2003", "\u200a",
+     "\u200b", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\ufeff", "a", "1", ":"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(SPACE_LIKE, max_size=6) | st.none(), max_size=20))
+def test_typed_fields_trim_what_duckdb_trim_removes(values: list[str | None]) -> None:
+    """Field values are trimmed by Arrow before DuckDB types them: the same as DuckDB's trim()."""
+    import duckdb
+    import pyarrow.compute as pc
+
+    from headwater.sources.fieldtypes import SPACES
+
+    column = pa.array(values, pa.string())
+    conn = duckdb.connect()
+    try:
+        conn.register("v", pa.table({"v": column}))
+        expected = [r[0] for r in conn.execute("SELECT trim(v) FROM v").fetchall()]
+    finally:
+        conn.close()
+    assert pc.utf8_trim(column, SPACES).to_pylist() == expected
+
+
+def test_a_typed_value_in_spaces_converts_and_a_bad_one_is_shown_as_written() -> None:
+    from headwater.config_formats import FieldType
+    from headwater.sources.fieldtypes import apply_types, connect
+
+    rows = pa.table(
+        {
+            "_fidx": pa.array([0, 0, 0, 0], pa.int32()),
+            "_line": pa.array([1, 2, 3, 4], pa.int64()),
+            "ts": ["\u3000 2025-07-31 10:00:00 \u00a0", " ", "\u2003soon ", None],
+            "n": [" 42 ", "7", "8", "\u2003"],
+        }
+    )
+    fields = {
+        "ts": FieldType(type="timestamp", format="%Y-%m-%d %H:%M:%S"),
+        "n": FieldType(type="integer"),
+    }
+    out, rejects = apply_types(connect(), rows, fields, set())
+    assert out.column("ts").to_pylist() == [dt.datetime(2025, 7, 31, 10), None, None]
+    assert out.column("n").to_pylist() == [42, 7, None]  # the reject's row left out
+    assert rejects.to_pylist() == [
+        {
+            "_fidx": 0,
+            "_line": 3,
+            "rule": "type",
+            "reason": 'field ts "\u2003soon " is not a timestamp (%Y-%m-%d %H:%M:%S)',
+        }
+    ]

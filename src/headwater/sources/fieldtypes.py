@@ -22,6 +22,10 @@ from headwater.sql import literal, quote_ident
 
 VALUE_CHARS = 60  # of a bad value shown in a reason
 
+# The Unicode space separators (category Zs): what DuckDB's trim() removes, tabs kept.
+# Trimmed by Arrow before DuckDB sees a value (trim() costs more than the conversion).
+SPACES = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
+
 _SQL_TYPES = {
     "string": "VARCHAR",
     "integer": "BIGINT",
@@ -85,9 +89,12 @@ def apply_types(
     if not typed:
         return rows, REJECT_SCHEMA.empty_table()
     exprs, checks = [], []
-    for name, field in typed.items():
+    text = {name: rows.column(name) for name in typed}
+    for i, (name, field) in enumerate(typed.items()):
         col = quote_ident(name)
-        value = f"nullif(trim({col}), '')"
+        trimmed = f"__hw_trimmed_{i}"
+        text[trimmed] = pc.utf8_trim(rows.column(name), SPACES)
+        value = f"nullif({trimmed}, '')"
         converted = _convert(value, field)
         exprs.append(f"CAST({converted} AS {sql_type(field)}) AS {col}")
         shown = (
@@ -99,7 +106,7 @@ def apply_types(
             f"CASE WHEN {value} IS NOT NULL AND ({converted}) IS NULL THEN "
             f"'field {name}' || {shown} || ' {_expected(field)}' END"
         )
-    conn.register("__hw_text", rows.select(list(typed)))
+    conn.register("__hw_text", pa.table(text))
     try:
         converted_table = conn.execute(
             f"SELECT {', '.join(exprs)}, coalesce({', '.join(checks)}) AS __hw_reason "
