@@ -1069,3 +1069,33 @@ def test_a_file_read_for_staging_gets_its_final_newline_without_a_copy(
     assert bytes(text) == (body if not body or body.endswith(b"\n") else body + b"\n")
     if not content.startswith(b"\xef\xbb\xbf"):
         assert text is buf  # extended in place, not copied
+
+
+@FAST
+@given(st.binary(max_size=300), st.sampled_from([10, 0, 255, 44]), st.integers(0, 15))
+def test_compiled_byte_positions_equal_numpy(data: bytes, byte: int, skip: int) -> None:
+    import numpy as np
+
+    from headwater.sources import spans
+
+    assert spans.NATIVE
+    buf = np.frombuffer(data, dtype=np.uint8)[skip:]  # any alignment
+    expected = np.flatnonzero(buf == byte)
+    found = spans.positions(buf, byte)
+    assert found.dtype == np.int64
+    assert found.tolist() == expected.tolist()
+    assert spans.positions(buf[::2], byte).tolist() == np.flatnonzero(buf[::2] == byte).tolist()
+
+
+def test_byte_positions_check_their_arguments() -> None:
+    import numpy as np
+
+    from headwater.sources import _spans
+
+    with pytest.raises(ValueError, match="byte must be 0 to 255 and out int64"):
+        _spans.find(b"abc", 256, np.empty(0, dtype=np.int64))
+    with pytest.raises(ValueError, match="byte must be 0 to 255 and out int64"):
+        _spans.find(b"abc", 10, np.empty(3, dtype=np.uint8))
+    out = np.zeros(1, dtype=np.int64)
+    assert _spans.find(b"a\nb\nc\n", 10, out) == 3  # counts all, writes what fits
+    assert out.tolist() == [1]

@@ -11,11 +11,21 @@
  * The copy runs without the GIL. Bounds are checked first (ValueError names the span).
  * The compiled twin of `spans.strings`' take over interleaved offsets; the caller checks
  * that the total fits int32 offsets.
+ *
+ * find(data, byte, out) -> int
+ *
+ *   the positions of `byte` in data, ascending, written to `out` (int64) as far as it
+ *   holds them; returns how many there are (call with an empty `out` to count them).
+ *   Sixteen bytes at a time with SSE2 where the compiler has it; without the GIL.
+ *   The compiled twin of `np.flatnonzero(data == byte)`.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static PyObject *gather(PyObject *self, PyObject *args) {
     PyObject *o[5];
@@ -69,8 +79,57 @@ done:
     return result;
 }
 
+static Py_ssize_t positions(const uint8_t *d, Py_ssize_t n, uint8_t byte, int64_t *out,
+                            Py_ssize_t cap) {
+    Py_ssize_t k = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i needle = _mm_set1_epi8((char)byte);
+    for (; i + 16 <= n; i += 16) {
+        __m128i block = _mm_loadu_si128((const __m128i *)(d + i));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
+        if (cap == 0) {
+            k += __builtin_popcount(mask);
+            continue;
+        }
+        while (mask) {
+            if (k < cap) out[k] = i + __builtin_ctz(mask);
+            k++;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        if (d[i] == byte) {
+            if (k < cap) out[k] = i;
+            k++;
+        }
+    }
+    return k;
+}
+
+static PyObject *find(PyObject *self, PyObject *args) {
+    Py_buffer data, out;
+    int byte;
+    if (!PyArg_ParseTuple(args, "y*iw*", &data, &byte, &out)) return NULL;
+    PyObject *result = NULL;
+    if (byte < 0 || byte > 255 || out.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "byte must be 0 to 255 and out int64");
+        goto done;
+    }
+    Py_ssize_t found;
+    Py_BEGIN_ALLOW_THREADS
+    found = positions(data.buf, data.len, (uint8_t)byte, out.buf, out.len / 8);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(found);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS, "Copy spans of a buffer into Arrow string buffers."},
+    {"find", find, METH_VARARGS, "Positions of one byte in a buffer, into an int64 buffer."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,6 +28,16 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+def positions(buf: npt.NDArray[np.uint8], byte: int) -> IntArray:
+    """Where `byte` occurs in `buf`, ascending (`np.flatnonzero(buf == byte)`, compiled:
+    about three times faster on text, counting then filling, sixteen bytes at a time)."""
+    if NATIVE and _spans is not None and buf.flags.c_contiguous:
+        out = np.empty(_spans.find(buf, byte, np.empty(0, dtype=np.int64)), dtype=np.int64)
+        _spans.find(buf, byte, out)
+        return out
+    return np.flatnonzero(buf == byte).astype(np.int64)
+
+
 def _interleaved(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
     """Spans and the gaps between them, over `data` (sorted, disjoint spans; n >= 1)."""
     n = len(starts)

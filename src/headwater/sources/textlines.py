@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.sources.csvparse import BOM, FileCounts, _valid_utf8, normalise
-from headwater.sources.spans import match_spans, strings
+from headwater.sources.spans import match_spans, positions, strings
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -93,7 +93,7 @@ class Lines:
         self.buf: npt.NDArray[np.uint8] = np.frombuffer(self.raw, dtype=np.uint8)
         sizes = np.array([len(p.data) for p in pieces], dtype=np.int64)
         self.piece_starts: IntArray = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-        newlines = np.flatnonzero(self.buf == 10).astype(np.int64)
+        newlines = positions(self.buf, 10)
         self.starts: IntArray = np.concatenate(([0], newlines[:-1] + 1)).astype(np.int64)
         self.starts = self.starts[: len(newlines)]
         has_cr = np.zeros(len(newlines), dtype=bool)
