@@ -1099,3 +1099,40 @@ def test_byte_positions_check_their_arguments() -> None:
     out = np.zeros(1, dtype=np.int64)
     assert _spans.find(b"a\nb\nc\n", 10, out) == 3  # counts all, writes what fits
     assert out.tolist() == [1]
+
+
+@FAST
+@given(st.lists(st.integers(0, 5), max_size=200), st.integers(6, 9))
+def test_compiled_grouping_equals_a_stable_sort(codes: list[int], groups: int) -> None:
+    from unittest.mock import patch
+
+    import numpy as np
+
+    from headwater.sources import spans
+
+    code = np.array(codes, dtype=np.int64)
+    n = len(code)
+    record = np.arange(n, dtype=np.int64) * 3
+    start = np.arange(n, dtype=np.int64) + 100
+    end = start + code
+    flag = (np.arange(n) % 3) == 0
+    assert spans.NATIVE
+    native = spans.grouped(code, groups, record, start, end, flag)
+    with patch.object(spans, "NATIVE", False):
+        reference = spans.grouped(code, groups, record, start, end, flag)
+    for got, expected in zip(native, reference, strict=True):
+        assert got.dtype == expected.dtype
+        assert got.tolist() == expected.tolist()
+    bounds = native[4]
+    assert bounds.tolist() == [int((code < g).sum()) for g in range(groups + 1)]
+
+
+def test_grouping_refuses_a_code_out_of_range() -> None:
+    import numpy as np
+
+    from headwater.sources import spans
+
+    code = np.array([0, 2, 1], dtype=np.int64)
+    ones = np.ones(3, dtype=np.int64)
+    with pytest.raises(ValueError, match=r"row 1: code 2 outside 0\.\.1"):
+        spans.grouped(code, 2, ones, ones, ones, np.zeros(3, dtype=bool))

@@ -36,6 +36,7 @@ from headwater.config import PiiPolicy
 from headwater.config_formats import LogOptions, to_re2
 from headwater.sources import fieldtypes, pairs
 from headwater.sources.csvparse import ParsedChunk
+from headwater.sources.spans import grouped
 from headwater.sources.textlines import BoolArray, IntArray, Lines, TextPiece, counts, to_bool
 from headwater.sources.textnames import snake_name
 
@@ -201,19 +202,20 @@ def _native_columns(
     records: _Records, fields: _Fields, found: pairs.RecordPairs, names: list[str], lines: Lines
 ) -> None:
     """One column per key from the compiled scan (already one pair per key and record)."""
-    order = np.argsort(found.code.astype(np.int16), kind="stable")  # codes < KEY_CAPACITY
-    bounds = np.searchsorted(found.code[order], np.arange(len(names) + 1))
+    record, start, end, escaped, bounds = grouped(
+        found.code, len(names), found.record, found.value_start, found.value_end, found.escaped
+    )
     for j, name in enumerate(names):
         if name in fields.skip:
             fields.add(name, None)
             continue
-        chosen = order[bounds[j] : bounds[j + 1]]  # ascending: text order
-        values = found.values(lines, chosen)
-        if len(chosen) == records.count:  # every record has the key: already in record order
+        lo, hi = int(bounds[j]), int(bounds[j + 1])  # the key's pairs, in text order
+        values = pairs.span_values(lines, start[lo:hi], end[lo:hi], escaped[lo:hi], found.escape)
+        if hi - lo == records.count:  # every record has the key: already in record order
             fields.add(name, values)
             continue
         idx = np.full(records.count, -1, dtype=np.int64)
-        idx[found.record[chosen]] = np.arange(len(chosen), dtype=np.int64)
+        idx[record[lo:hi]] = np.arange(hi - lo, dtype=np.int64)
         fields.add(name, _expand(values, idx))
 
 

@@ -75,12 +75,13 @@ class Pairs:
     def values(self, lines: Lines, idx: IntArray) -> pa.Array:
         """The values of pairs `idx` (in text order); escapes in quoted values resolved."""
         escaped = None if self.escaped is None else self.escaped[idx]
-        return _values(lines, self.value_start[idx], self.value_end[idx], escaped, self.escape)
+        return span_values(lines, self.value_start[idx], self.value_end[idx], escaped, self.escape)
 
 
-def _values(
+def span_values(
     lines: Lines, starts: IntArray, ends: IntArray, escaped: BoolArray | None, escape: str
 ) -> pa.Array:
+    """The values between `starts` and `ends`, escapes in quoted (`escaped`) ones resolved."""
     out = strings(lines.raw, starts, ends)
     if escaped is not None and escaped.any():
         plain = pc.replace_substring_regex(out, re.escape(escape) + "(.)", r"\1")
@@ -101,12 +102,6 @@ class RecordPairs:
     used: BoolArray  # per line: holds at least one pair (repeated keys included)
     unbalanced: BoolArray  # per line: a quoted value is not closed on it
     escape: str
-
-    def values(self, lines: Lines, idx: IntArray) -> pa.Array:
-        """The values of pairs `idx` (ascending); escapes in quoted values resolved."""
-        return _values(
-            lines, self.value_start[idx], self.value_end[idx], self.escaped[idx], self.escape
-        )
 
 
 def _escape_code(lines: Lines, options: PairsOptions) -> int:

@@ -38,6 +38,33 @@ def positions(buf: npt.NDArray[np.uint8], byte: int) -> IntArray:
     return np.flatnonzero(buf == byte).astype(np.int64)
 
 
+def grouped(
+    code: IntArray, groups: int, record: IntArray, start: IntArray, end: IntArray, flag: BoolArray
+) -> tuple[IntArray, IntArray, IntArray, BoolArray, IntArray]:
+    """Rows of `record`, `start`, `end`, `flag` regrouped by `code` (0 <= code < groups),
+    each group in input order, and the bounds: group g is rows bounds[g]:bounds[g + 1].
+    Compiled: one counting pass and one scatter instead of a sort and four takes."""
+    if NATIVE and _spans is not None:
+        n = len(code)
+
+        def column(values: IntArray) -> IntArray:
+            return np.ascontiguousarray(values, dtype=np.int64)
+
+        flags = np.ascontiguousarray(flag, dtype=np.bool_).view(np.uint8)
+        o_record, o_start, o_end = (np.empty(n, dtype=np.int64) for _ in range(3))
+        o_flag = np.empty(n, dtype=np.uint8)
+        counts = np.empty(groups, dtype=np.int64)
+        _spans.group(
+            column(code), column(record), column(start), column(end), flags,
+            o_record, o_start, o_end, o_flag, counts,
+        )  # fmt: skip
+        bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return o_record, o_start, o_end, o_flag.view(np.bool_), bounds
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(groups + 1)).astype(np.int64)
+    return record[order], start[order], end[order], flag[order], bounds
+
+
 def _interleaved(data: pa.Buffer, starts: IntArray, ends: IntArray) -> pa.Array:
     """Spans and the gaps between them, over `data` (sorted, disjoint spans; n >= 1)."""
     n = len(starts)
