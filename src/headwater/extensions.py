@@ -16,7 +16,7 @@ nothing loaded later on that connection skips the check.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,23 +64,14 @@ def load(conn: Any, name: str) -> None:
     conn.execute(f"LOAD {literal(extension_path(name))}").fetchall()
 
 
-def connect(
-    names: Iterable[str],
-    database: str = ":memory:",
-    *,
-    read_only: bool = False,
-    config: Mapping[str, Any] | None = None,
-) -> duckdb.DuckDBPyConnection:
-    """A new DuckDB connection with these packaged extensions loaded.
-
-    `config` adds to `DUCKDB_SETTINGS` (auto-install and auto-load off).
-    """
+def connect(names: Iterable[str]) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection (`DUCKDB_SETTINGS`) with these extensions loaded."""
     import duckdb
 
-    from headwater.lake.store import DUCKDB_SETTINGS
+    from headwater.lake.store import DUCKDB_SETTINGS  # not at the top: the lake imports this
 
-    settings = {**DUCKDB_SETTINGS, **(config or {}), "allow_unsigned_extensions": "true"}
-    conn = duckdb.connect(database, read_only=read_only, config=settings)
+    settings = {**DUCKDB_SETTINGS, "allow_unsigned_extensions": "true"}
+    conn = duckdb.connect(":memory:", config=settings)
     try:
         for name in names:
             load(conn, name)

@@ -234,19 +234,19 @@ def _process_batch(
     if upcoming is not None:
         following, waiting = upcoming
         for name, files in waiting.items():
-            if name not in ctx.sql_sources and any(e.status == ledger.LANDED for e in files):
+            if name not in ctx.sql_sources and _has_landed(files):
                 lookahead.start(ctx, name, following, files)
     pii.reset_sample(ctx.engine.conn)
     for name, files in entries.items():
         summary = ctx.summary.sources[name]
         if name in ctx.sql_sources:
-            if any(e.status == ledger.LANDED for e in files):
+            if _has_landed(files):
                 with step(ctx, "stage", name, batch) as record:
                     read = summary.rows_read
                     stage_sql_batch(ctx, name, batch, files)
                     record.rows_in = summary.rows_read - read
             continue
-        if any(e.status == ledger.LANDED for e in files):
+        if _has_landed(files):
             with step(ctx, "stage", name, batch) as record:
                 read, quarantined = summary.rows_read, summary.rows_quarantined
                 stage_batch(ctx, name, batch, files, lookahead)
@@ -266,6 +266,11 @@ def _process_batch(
     _account_quarantine(ctx, batch, owners)
     ctx.leak_samples.pop(batch, None)
     return transformed
+
+
+def _has_landed(files: list[ledger.LedgerEntry]) -> bool:
+    """Whether some of a source's files of a batch still have to be staged."""
+    return any(e.status == ledger.LANDED for e in files)
 
 
 def _account_quarantine(ctx: RunContext, batch: int, owners: dict[str, str]) -> None:

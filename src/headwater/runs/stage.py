@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -219,19 +220,20 @@ def _parse(writer: _PartWriter, inputs: list[RawInput], total: int) -> _Parsed:
     return _Parsed(files, stats, writer.sample)
 
 
-def _writer(
+def _parse_job(
     ctx: RunContext,
     name: str,
     batch: int,
     entries: list[ledger.LedgerEntry],
     cancel: threading.Event | None = None,
-) -> tuple[_PartWriter, list[RawInput], int]:
-    """Make ready to parse a batch: its quarantine folder emptied, a writer, the inputs."""
+) -> Callable[[], _Parsed]:
+    """The parse of a batch, ready to run on any thread: its quarantine folder emptied and
+    its writer (with its cursors) made here, on the run's thread."""
     config = ctx.project.config.sources[name]
     assert isinstance(config, FilesSource)
     ctx.quarantine.reset(name, batch)
     writer = _PartWriter(ctx, name, batch, config, pii.LeakSample(config.pii), cancel)
-    return writer, _inputs(ctx, entries), sum(e.size for e in entries)
+    return partial(_parse, writer, _inputs(ctx, entries), sum(e.size for e in entries))
 
 
 class Lookahead:
@@ -253,8 +255,8 @@ class Lookahead:
     ) -> None:
         if (name, batch) in self._pending or batch in ctx.tables.committed_batches(name):
             return
-        writer, inputs, total = _writer(ctx, name, batch, entries, self._cancel)
-        self._pending[(name, batch)] = self._pool.submit(_parse, writer, inputs, total)
+        job = _parse_job(ctx, name, batch, entries, self._cancel)
+        self._pending[(name, batch)] = self._pool.submit(job)
 
     def take(self, name: str, batch: int) -> _Parsed | None:
         """The batch's parse if it was started here (waits for it; raises what it raised)."""
@@ -292,7 +294,7 @@ def stage_batch(
     source = ctx.sources[name]
     parsed = None if lookahead is None else lookahead.take(name, batch)
     if parsed is None:
-        parsed = _parse(*_writer(ctx, name, batch, entries))
+        parsed = _parse_job(ctx, name, batch, entries)()
     files, stats, sample = parsed.files, parsed.stats, parsed.sample
     ctx.leak_samples.setdefault(batch, {})[name] = sample
     conn = ctx.engine.conn
