@@ -61,6 +61,20 @@ def extract_sql(
     ctx: RunContext, name: str, reader: SqlSourceReader, batches: BatchAssigner
 ) -> None:
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
+    reader.preload()
+    try:
+        _extract(ctx, name, reader, batches, summary)
+    finally:
+        reader.close()
+
+
+def _extract(
+    ctx: RunContext,
+    name: str,
+    reader: SqlSourceReader,
+    batches: BatchAssigner,
+    summary: SourceSummary,
+) -> None:
     plans = ctx.retrier.call(reader.plan, "extract", name)
     ctx.sql_plans[name] = {p.lake_name: p for p in plans}
     summary.files_found = len(plans)

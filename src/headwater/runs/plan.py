@@ -6,6 +6,7 @@ calls it first, and `headwater check` calls only this.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from headwater.config import FilesSource, SqlSource
@@ -62,8 +63,11 @@ def plan(project: Project) -> Plan:
     return Plan(project=project, dag=dag, sources=sources, sql_sources=sql_sources)
 
 
-def _reserved_words() -> set[str]:
-    """Words DuckDB cannot read as a bare table name (`select * from full` fails)."""
+@functools.cache
+def _reserved_words() -> frozenset[str]:
+    """Words DuckDB cannot read as a bare table name (`select * from full` fails).
+
+    Asked once per process (a new DuckDB database costs ~15 ms; the list is DuckDB's own)."""
     import duckdb
 
     conn = duckdb.connect()
@@ -74,4 +78,4 @@ def _reserved_words() -> set[str]:
         ).fetchall()
     finally:
         conn.close()
-    return {str(r[0]).lower() for r in rows}
+    return frozenset(str(r[0]).lower() for r in rows)
