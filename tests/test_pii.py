@@ -178,3 +178,48 @@ def test_leak_check_fails_a_dropped_column_name(
     assert "card_number" in (summary.models["cards"].error or "")
     assert issubclass(PiiLeakError, Exception)
     assert Project.load(root).config.sources["branch_files"].pii["card_number"].policy == "drop"
+
+
+NAMES = st.one_of(st.none(), st.sampled_from(["", "  ", "Ann  Lee", "ann lee", " Bob"]), st.text())
+
+
+@given(
+    names=st.lists(NAMES, max_size=40),
+    normalize=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_hashing_in_arrow_equals_hashing_in_sql(names: list[str | None], normalize: bool) -> None:
+    """The staging path hashes a dictionary in Arrow (`scrub_arrow`); it must give the
+    values the SQL path (`scrub_query`, hashing distinct values joined back) gives, row
+    for row, with dropped columns gone and the others untouched."""
+    import pyarrow as pa
+
+    from headwater.config import PiiPolicy
+    from headwater.quality.pii import scrub_arrow, scrub_query
+
+    policies = {
+        "name": PiiPolicy(policy="hash", normalize=normalize),
+        "card": PiiPolicy(policy="drop"),
+    }
+    rows = pa.table(
+        {
+            "_line": pa.array(range(len(names)), pa.int64()),
+            "name": pa.array(names, pa.string()),
+            "card": pa.array(["4111"] * len(names), pa.string()),
+            "total": pa.array(["1.50"] * len(names), pa.string()),
+        }
+    )
+    conn = duckdb.connect()
+    try:
+        install_key(conn, SECRET)
+        got = scrub_arrow(conn, rows, policies)
+        conn.register("rows_in", rows)
+        sql = scrub_query("rows_in", ["_line"], ["name", "card", "total"], policies)
+        expected = conn.execute(f"{sql} ORDER BY _line").to_arrow_table()
+    finally:
+        conn.close()
+    assert got is not None
+    assert got.column_names == ["_line", "name", "total"] == expected.column_names
+    assert got.to_pylist() == expected.to_pylist()
+    masked = {"name": PiiPolicy(policy="mask")}
+    assert scrub_arrow(duckdb.connect(), rows, masked) is None  # masks keep the SQL path

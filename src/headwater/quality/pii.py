@@ -7,7 +7,9 @@
   can be counted, but nobody without the secret can recompute it.
 - `mask`: every character but the last `keep_last` replaced by `*`.
 
-The HMAC runs inside DuckDB (two SHA-256 passes over the value), vectorised.
+The HMAC runs inside DuckDB (two SHA-256 passes over the value), vectorised,
+once per distinct value: `scrub_arrow` (staging on a local lake) hashes an
+Arrow dictionary, `scrub_query` (everywhere else) joins distinct values back.
 The key pads live in a temporary table, bound as parameters, never spliced
 into SQL text, so no query or error message can show the secret.
 
@@ -112,6 +114,41 @@ def scrub_query(
         out.append(f"{policy_sql(column, policy)} AS {quote_ident(column)}")
     with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
     return f"{with_clause}SELECT {', '.join(out)} FROM {relation} r {' '.join(joins)}"
+
+
+def scrub_arrow(
+    conn: duckdb.DuckDBPyConnection, rows: pa.Table, policies: Mapping[str, PiiPolicy]
+) -> pa.Table | None:
+    """`rows` with `drop` and `hash` policies applied in Arrow; None if a `mask` applies.
+
+    The same values as `scrub_query`, without a join: each hashed column is
+    dictionary-encoded, DuckDB hashes the dictionary (each distinct value once), and
+    the hashes are taken back by the dictionary's indices."""
+    applied = {c: policies[c] for c in rows.column_names if c in policies}
+    if any(p.policy == "mask" for p in applied.values()):
+        return None
+    for column, policy in applied.items():
+        if policy.policy == "drop":
+            rows = rows.drop_columns([column])
+            continue
+        values = rows.column(column)
+        if values.type != pa.string():
+            return None
+        encoded = pc.dictionary_encode(values.combine_chunks())
+        size = len(encoded.dictionary)
+        distinct = pa.table({column: encoded.dictionary, "__hw_i": pa.array(range(size))})
+        conn.register("__hw_pii_distinct", distinct)
+        try:  # in dictionary order: the engine does not keep insertion order by itself
+            hashed = conn.execute(
+                f"SELECT ({policy_sql(column, policy)})::VARCHAR FROM __hw_pii_distinct "
+                "ORDER BY __hw_i"
+            ).to_arrow_table()
+        finally:
+            conn.unregister("__hw_pii_distinct")
+        digests = hashed.column(0).combine_chunks().cast(pa.string())
+        position = rows.column_names.index(column)
+        rows = rows.set_column(position, column, pc.take(digests, encoded.indices))
+    return rows
 
 
 class LeakSample:

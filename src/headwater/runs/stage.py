@@ -157,12 +157,13 @@ class _PartWriter:
                 "would pass unprotected, so nothing was loaded"
             )
         path = ctx.store.writable_uri(ctx.tables.new_file_key(name, batch, ctx.run_id))
-        if (
-            not any(c in self.config.pii for c in columns)
-            and not path.startswith("s3://")
-            and parquet.plain_types(part.rows.schema)
-        ):  # nothing to scrub: written as it is
+        plain = None
+        if not path.startswith("s3://") and parquet.plain_types(part.rows.schema):
+            # Hashed and dropped in Arrow, written by pyarrow; None when a mask applies.
             rows = part.rows.select([*LINEAGE, *columns])
+            plain = pii.scrub_arrow(engine.conn, rows, self.config.pii)
+        if plain is not None:
+            rows = plain
             batches = pa.array(np.full(rows.num_rows, batch, dtype=np.int64))
             parquet.write_plain(rows.add_column(0, "_batch", batches), path, f"source {name}")
         else:

@@ -17,15 +17,13 @@ with fields as (
         upper(total) in ('CARD', 'CASH') as _payment_first,
         starts_with(basket, ',') or starts_with(basket, 'Large,') or starts_with(basket, 'Regular,') as _triples
     from branch_files
-),
-branch_ids as (
-    select branch_name, ('0x' || substr(md5(branch_name), 1, 15))::bigint as branch_id
-    from (select distinct branch_name from fields)
 )
 select
     -- 60 bits of the file's SHA-256 mixed with the line number: unique within a file, stable forever.
     xor(('0x' || substr(_file_hash, 1, 15))::bigint, _line * 4398046511103) as transaction_id,
-    b.branch_id,
+    -- Per row, not joined back from the distinct names: DuckDB hashes each distinct value of
+    -- the file's dictionary-encoded column once, and a join over every line costs far more.
+    ('0x' || substr(md5(branch_name), 1, 15))::bigint as branch_id,
     f.branch_name,
     try_strptime(ts, ['%d/%m/%Y %H:%M', '%Y-%m-%d %H:%M:%S', '%d/%m/%Y %H:%M:%S', '%Y-%m-%d %H:%M']) as transacted_at,
     case when _payment_first then payment else total end as total_text,
@@ -40,4 +38,3 @@ select
     _triples,
     _batch, _file, _file_hash, _line
 from fields f
-join branch_ids b using (branch_name)
