@@ -172,7 +172,7 @@ class SqlSourceReader:
             if self._postgres():
                 catalog = sqlcatalog.read_postgres(conninfo, schema, self._attach_ahead)
             else:
-                catalog = sqlcatalog.read_inspector(self._sa_url(), {}, schema)
+                catalog = sqlcatalog.read_inspector(self._sa_url(), schema)
         except sa.exc.DBAPIError as exc:
             operational = isinstance(exc, sa.exc.OperationalError)
             raise self._catalog_error(
@@ -181,7 +181,7 @@ class SqlSourceReader:
         except psycopg.Error as exc:
             operational = isinstance(exc, psycopg.OperationalError)
             transient = dbapi_error_is_transient(exc, operational)
-            text = str(exc).replace(conninfo, redact(self.url))
+            text = str(exc).replace(conninfo, redact(self.url)) if conninfo else str(exc)
             raise self._catalog_error(text, transient, operational) from None
         available = catalog.tables
         if self.config.tables:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -92,9 +91,9 @@ def read_postgres(
     return Catalog(sorted(tables), columns, keys)
 
 
-def read_inspector(url: str, connect_args: dict[str, Any], schema: str | None) -> Catalog:
+def read_inspector(url: str, schema: str | None) -> Catalog:
     """The schema's catalog through SQLAlchemy's inspector (any dialect)."""
-    engine = sa.create_engine(url, connect_args=connect_args)
+    engine = sa.create_engine(url)
     try:
         inspector = sa.inspect(engine)
         tables = sorted(inspector.get_table_names(schema=schema))
