@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -135,8 +136,8 @@ def scrub_arrow(
         if values.type != pa.string():
             return None
         encoded = pc.dictionary_encode(values.combine_chunks())
-        size = len(encoded.dictionary)
-        distinct = pa.table({column: encoded.dictionary, "__hw_i": pa.array(range(size))})
+        order = np.arange(len(encoded.dictionary), dtype=np.int64)
+        distinct = pa.table({column: encoded.dictionary, "__hw_i": order})
         conn.register("__hw_pii_distinct", distinct)
         try:  # in dictionary order: the engine does not keep insertion order by itself
             hashed = conn.execute(

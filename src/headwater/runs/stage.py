@@ -163,9 +163,8 @@ class _PartWriter:
             rows = part.rows.select([*LINEAGE, *columns])
             plain = pii.scrub_arrow(engine.conn, rows, self.config.pii)
         if plain is not None:
-            rows = plain
-            batches = pa.array(np.full(rows.num_rows, batch, dtype=np.int64))
-            parquet.write_plain(rows.add_column(0, "_batch", batches), path, f"source {name}")
+            batches = pa.array(np.full(plain.num_rows, batch, dtype=np.int64))
+            parquet.write_plain(plain.add_column(0, "_batch", batches), path, f"source {name}")
         else:
             scrubbed = pii.scrub_query("__hw_part", LINEAGE, columns, self.config.pii)
             engine.conn.register("__hw_part", part.rows)

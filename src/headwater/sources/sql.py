@@ -216,13 +216,14 @@ class SqlSourceReader:
 
     def _plan_table(self, catalog: sqlcatalog.Catalog, table: str) -> SqlTablePlan:
         settings = self.config.tables.get(table)
-        described = [] if settings and settings.query else catalog.columns.get(table, [])
+        query = self._query(table)  # a configured SELECT: nothing in the catalog describes it
+        described = [] if query else catalog.columns.get(table, [])
         columns = [c.name for c in described]
         types = {c.name: c.type for c in described}
-        if settings is not None and settings.query:
-            key = list(settings.key or [])
+        if settings and settings.key:
+            key = list(settings.key)
         else:
-            key = list(settings.key) if settings and settings.key else catalog.keys.get(table, [])
+            key = [] if query else catalog.keys.get(table, [])
         cursor = self._cursor(table, settings.cursor if settings else None, columns, types)
         cursor_type = types.get(cursor, "") if cursor else ""
         direct = (
@@ -281,11 +282,11 @@ class SqlSourceReader:
 
     def _attach_ahead(self) -> None:
         """The catalog's connection is open: attach the preloaded connection in the background."""
-        loading = self._loading
-        if loading is None or self._pool is None or self._attaching:
+        loading, pool = self._loading, self._pool
+        if loading is None or pool is None or self._attaching:  # not preloaded, or done
             return
         self._attaching = True
-        self._loading = self._pool.submit(lambda: self._attach(loading.result()))
+        self._loading = pool.submit(lambda: self._attach(loading.result()))
 
     def close(self) -> None:
         loading, self._loading = self._loading, None
@@ -452,16 +453,16 @@ class SqlSourceReader:
         try:
             if self.scheme not in DUCKDB_TYPES:
                 return self._extract_connectorx(conn, table, since, out)
-            if table.direct and table.cursor and since is not None:
+            if table.direct and since is not None:
                 sql = self._direct_sql(conn, table, since)
             else:
                 types = self.describe(conn, table)
                 sql = self.select_sql(table, since, types)
-            if DUCKDB_TYPES[self.scheme] == "postgres":
-                # Parallel page-range scans read the whole table; an incremental read lets
-                # PostgreSQL use an index on the cursor column, when the table has one.
-                scan = "false" if since is not None and table.cursor else "true"
-                conn.execute(f"SET pg_use_ctid_scan = {scan}").fetchall()
+                if DUCKDB_TYPES[self.scheme] == "postgres":
+                    # Parallel page-range scans read the whole table; an incremental read
+                    # lets PostgreSQL use an index on the cursor column, when there is one.
+                    scan = "false" if since is not None and table.cursor else "true"
+                    conn.execute(f"SET pg_use_ctid_scan = {scan}").fetchall()
             rows = conn.execute(
                 f"COPY ({sql}) TO {literal(str(out))} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, RETURN_STATS)"
