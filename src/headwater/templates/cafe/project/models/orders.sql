@@ -2,7 +2,9 @@
 materialized: view
 description: >
   One row per transaction line, parsed and checked. Rows that cannot be
-  understood are quarantined with file, line and reason; the rest load.
+  understood are quarantined with file, line and reason; the rest load. Each
+  basket item is looked up in `menu` by its text, in place, in the line's list
+  of items: `_product_ids` and `_prices` hold the basket's items in order.
 checks:
   - not_null: transacted_at
     severity: quarantine
@@ -24,31 +26,53 @@ checks:
     name: basket_parses
     message: "coalesce(_bad_items, 1) || ' of ' || coalesce(_item_count, 1) || ' basket items are not <size> <product> - <price>'"
 */
-with baskets as (
+with m as (
+    -- The menu as one row of parallel lists, sorted by item text.
     select
-        transaction_id,
-        bool_and(_item_ok) as _basket_ok,
-        sum(price) as _items_total,
-        count(*) as _item_count,
-        count(*) filter (where not _item_ok) as _bad_items
-    from order_items
-    group by transaction_id
+        list(item order by item) as items,
+        list(product_id order by item) as product_ids,
+        list(price order by item) as prices,
+        list(_item_ok order by item) as oks,
+        list(_blank order by item) as blanks
+    from menu
+),
+found as (
+    select
+        l.*,
+        list_filter(
+            list_transform(
+                string_split(coalesce(l._triples_text, l.basket), case when l._triples then '|' else ',' end),
+                x -> list_position(m.items, x)
+            ),
+            p -> not (l._triples and m.blanks[p])
+        ) as _at
+    from order_lines l, m
+),
+baskets as (
+    select
+        f.*,
+        nullif(len(_at), 0) as _item_count,
+        nullif(len(_at), 0) - len(list_filter(_at, p -> m.oks[p])) as _bad_items,
+        list_transform(_at, p -> m.product_ids[p]) as _product_ids,
+        list_transform(_at, p -> m.prices[p]) as _prices
+    from found f, m
 )
 select
-    l.transaction_id,
-    l.branch_id,
-    l.branch_name,
-    l.transacted_at,
-    case when regexp_full_match(l.total_text, '[0-9]+(\.[0-9]{1,2})?|\.[0-9]{1,2}')
-         then l.total_text::decimal(10, 2) end as total,
-    l.payment_method,
-    l.customer_key,
-    l.ts,
-    l.total_text,
-    coalesce(b._basket_ok, false) as _basket_ok,
-    b._items_total,
-    b._item_count,
-    b._bad_items,
-    l._batch, l._file, l._line
-from order_lines l
-left join baskets b using (transaction_id)
+    transaction_id,
+    branch_id,
+    branch_name,
+    transacted_at,
+    case when regexp_full_match(total_text, '[0-9]+(\.[0-9]{1,2})?|\.[0-9]{1,2}')
+         then total_text::decimal(10, 2) end as total,
+    payment_method,
+    customer_key,
+    ts,
+    total_text,
+    coalesce(_bad_items = 0, false) as _basket_ok,
+    list_sum(_prices) as _items_total,
+    _item_count,
+    _bad_items,
+    _product_ids,
+    _prices,
+    _batch, _file, _line
+from baskets

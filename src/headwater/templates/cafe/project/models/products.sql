@@ -11,13 +11,17 @@ checks:
   - unique: product_id
   - not_null: [product_name, price]
 */
-select
-    i.product_id,
-    i.product_name,
-    i.variant,
-    i.size,
-    arg_max(i.price, i.transacted_at)::decimal(10, 2) as price,
-    max(i.transacted_at) as _last_seen_at
-from order_items i
-semi join orders o on i.transaction_id = o.transaction_id
-group by i.product_id, i.product_name, i.variant, i.size
+with sold as (
+    select product_id, arg_max(price, transacted_at) as price, max(transacted_at) as _last_seen_at
+    from (
+        select unnest(_product_ids) as product_id, unnest(_prices) as price, transacted_at
+        from orders  -- quarantined transactions are not there
+    )
+    group by product_id
+),
+names as (
+    select distinct product_id, product_name, variant, size from menu
+)
+select n.product_id, n.product_name, n.variant, n.size, s.price::decimal(10, 2) as price, s._last_seen_at
+from sold s
+join names n using (product_id)
