@@ -1,8 +1,10 @@
 """`headwater schedule` and `headwater serve` as real processes: a run that outlives its
-timeout, and the server killed with SIGKILL while its triggered run is loading."""
+timeout, SIGTERM handed to a thread other than the main one, and the server killed with
+SIGKILL while its triggered run is loading."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -60,6 +62,34 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[s
         proc.communicate(timeout=30)
 
 
+def threads(pid: int) -> list[int]:
+    """Ids of the process's threads that do not block SIGTERM (a signal sent to a thread
+    that blocks it stays pending there, where the kernel would never have sent it)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        blocked = int(
+            next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16
+        )
+        if not blocked & (1 << (signal.SIGTERM - 1)):
+            found.append(int(task.name))
+    return found
+
+
+def stopped(proc: subprocess.Popen[str], seconds: float) -> str:
+    """Wait for the process to exit, reading its output meanwhile (a pipe nobody reads
+    blocks a chatty process); on a timeout, fail with what it printed."""
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=30)
+        raise AssertionError(
+            f"still running {seconds:g} s after SIGTERM; it printed:\n{out}"
+        ) from None
+    return out or ""
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (ENV, MARK_ENV)}
     env.update(extra)
@@ -85,10 +115,29 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_failed(tmp_path: Path) ->
         wait_for(lambda: any(r[2] == "failed" for r in run_rows(root)), 60, "the timeout")
         wait_for(lambda: not alive(child), 10, "the run's process to be gone")
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stopped(proc, 60)
     (_run_id, trigger, status, error) = run_rows(root)[0]
     assert (trigger, status) == ("files:branch_files", "failed")
     assert error is not None and "timed out after 0.05 minutes" in error
+    assert proc.returncode == 0
+
+
+def test_schedule_stops_on_a_sigterm_the_kernel_hands_to_another_thread(tmp_path: Path) -> None:
+    """The kernel may deliver a process-wide signal to any thread. Its Python handler runs
+    only when the main thread runs bytecode: a main thread asleep in a wait without a
+    timeout never would, and the scheduler slept through SIGTERM."""
+    root = new_project(tmp_path / "p")
+    with process(["schedule", "-p", str(root)], base_env()) as proc:
+        assert proc.stdout is not None
+        assert "scheduling cafe" in proc.stdout.readline() + proc.stdout.readline()
+        others = [t for t in threads(proc.pid) if t != proc.pid]
+        assert others, "the scheduler runs threads beside the main one, taking SIGTERM"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(proc.pid, others[0], signal.SIGTERM) == 0, os.strerror(
+            ctypes.get_errno()
+        )
+        out = stopped(proc, 20)
+    assert "stopping" in out
     assert proc.returncode == 0
 
 

@@ -61,6 +61,10 @@ def schedule(
     signal.signal(signal.SIGINT, stop)
     service.start()
     out.print(f"scheduling {', '.join(names)} (Ctrl-C or SIGTERM stops)")
-    stopping.wait()
+    # Wake up now and then: a signal the kernel hands to another thread runs its Python
+    # handler only when the main thread runs bytecode, which a wait without a timeout
+    # never does (the scheduler would then sleep through SIGTERM).
+    while not stopping.wait(0.5):
+        pass
     out.print(f"stopping: a running run has {grace:g} s to finish")
     service.stop(grace)
