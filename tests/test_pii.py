@@ -195,7 +195,7 @@ def test_hashing_in_arrow_equals_hashing_in_sql(names: list[str | None], normali
     import pyarrow as pa
 
     from headwater.config import PiiPolicy
-    from headwater.quality.pii import scrub_arrow, scrub_query
+    from headwater.quality.pii import HashMemo, scrub_arrow, scrub_query
 
     policies = {
         "name": PiiPolicy(policy="hash", normalize=normalize),
@@ -213,6 +213,11 @@ def test_hashing_in_arrow_equals_hashing_in_sql(names: list[str | None], normali
     try:
         install_key(conn, SECRET)
         got = scrub_arrow(conn, rows, policies)
+        # In parts sharing a memo (as staging does), past its limit too: the same values.
+        memo = HashMemo(limit=3)
+        half = len(names) // 2
+        parts = [scrub_arrow(conn, rows.slice(0, half), policies, memo)]
+        parts.append(scrub_arrow(conn, rows.slice(half), policies, memo))
         conn.register("rows_in", rows)
         sql = scrub_query("rows_in", ["_line"], ["name", "card", "total"], policies)
         expected = conn.execute(f"{sql} ORDER BY _line").to_arrow_table()
@@ -221,5 +226,6 @@ def test_hashing_in_arrow_equals_hashing_in_sql(names: list[str | None], normali
     assert got is not None
     assert got.column_names == ["_line", "name", "total"] == expected.column_names
     assert got.to_pylist() == expected.to_pylist()
+    assert [r for part in parts if part is not None for r in part.to_pylist()] == got.to_pylist()
     masked = {"name": PiiPolicy(policy="mask")}
     assert scrub_arrow(duckdb.connect(), rows, masked) is None  # masks keep the SQL path

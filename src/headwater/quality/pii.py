@@ -9,7 +9,8 @@
 
 The HMAC runs inside DuckDB (two SHA-256 passes over the value), vectorised,
 once per distinct value: `scrub_arrow` (staging on a local lake) hashes an
-Arrow dictionary, `scrub_query` (everywhere else) joins distinct values back.
+Arrow dictionary, remembering the hashes for the batch's next parts (`HashMemo`);
+`scrub_query` (everywhere else) joins distinct values back.
 The key pads live in a temporary table, bound as parameters, never spliced
 into SQL text, so no query or error message can show the secret.
 
@@ -38,6 +39,7 @@ SAMPLE_PER_COLUMN = 100_000
 MIN_VALUE_LENGTH = 4
 KEY_TABLE = "_hw_pii_key"
 VALUES_TABLE = "_hw_pii_values"
+MEMO_LIMIT = 1_000_000  # hashed values remembered per column and batch while staging
 
 
 def install_key(conn: duckdb.DuckDBPyConnection, secret: str) -> None:
@@ -117,17 +119,72 @@ def scrub_query(
     return f"{with_clause}SELECT {', '.join(out)} FROM {relation} r {' '.join(joins)}"
 
 
+class HashMemo:
+    """Hashes already computed, per column, for the parts of one batch.
+
+    The same names come back in every part of a batch (returning customers), and the
+    HMAC of a few thousand names costs tens of milliseconds a part; with the memo each
+    distinct value is hashed once a batch. Thread-safe (parts are written on worker
+    threads); at most `limit` values a column are kept, so memory does not grow with
+    the input: past it, new values are hashed in every part that has them.
+    """
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[pa.Array, pa.Array]] = {}
+
+    def known(self, column: str) -> tuple[pa.Array, pa.Array]:
+        """The values of `column` hashed so far, and their hashes (in the same order)."""
+        with self._lock:
+            empty = (pa.array([], pa.string()), pa.array([], pa.string()))
+            return self._known.get(column, empty)
+
+    def add(self, column: str, values: pa.Array, hashes: pa.Array) -> None:
+        with self._lock:
+            old_values, old_hashes = self._known.get(
+                column, (pa.array([], pa.string()), pa.array([], pa.string()))
+            )
+            room = self.limit - len(old_values)
+            if room <= 0 or not len(values):
+                return
+            self._known[column] = (
+                pa.concat_arrays([old_values, values.slice(0, room)]),
+                pa.concat_arrays([old_hashes, hashes.slice(0, room)]),
+            )
+
+
+def _hash_values(
+    conn: duckdb.DuckDBPyConnection, column: str, policy: PiiPolicy, values: pa.Array
+) -> pa.Array:
+    """The policy's hash of each of `values` (distinct strings), in the same order."""
+    order = np.arange(len(values), dtype=np.int64)
+    conn.register("__hw_pii_distinct", pa.table({column: values, "__hw_i": order}))
+    try:  # in the values' order: the engine does not keep insertion order by itself
+        hashed = conn.execute(
+            f"SELECT ({policy_sql(column, policy)})::VARCHAR FROM __hw_pii_distinct ORDER BY __hw_i"
+        ).to_arrow_table()
+    finally:
+        conn.unregister("__hw_pii_distinct")
+    return hashed.column(0).combine_chunks().cast(pa.string())
+
+
 def scrub_arrow(
-    conn: duckdb.DuckDBPyConnection, rows: pa.Table, policies: Mapping[str, PiiPolicy]
+    conn: duckdb.DuckDBPyConnection,
+    rows: pa.Table,
+    policies: Mapping[str, PiiPolicy],
+    memo: HashMemo | None = None,
 ) -> pa.Table | None:
     """`rows` with `drop` and `hash` policies applied in Arrow; None if a `mask` applies.
 
     The same values as `scrub_query`, without a join: each hashed column is
-    dictionary-encoded, DuckDB hashes the dictionary (each distinct value once), and
-    the hashes are taken back by the dictionary's indices."""
+    dictionary-encoded, DuckDB hashes the dictionary values the `memo` does not
+    already hold (each distinct value once), and the hashes are taken back by the
+    dictionary's indices."""
     applied = {c: policies[c] for c in rows.column_names if c in policies}
     if any(p.policy == "mask" for p in applied.values()):
         return None
+    memo = memo if memo is not None else HashMemo()
     for column, policy in applied.items():
         if policy.policy == "drop":
             rows = rows.drop_columns([column])
@@ -136,17 +193,17 @@ def scrub_arrow(
         if values.type != pa.string():
             return None
         encoded = pc.dictionary_encode(values.combine_chunks())
-        order = np.arange(len(encoded.dictionary), dtype=np.int64)
-        distinct = pa.table({column: encoded.dictionary, "__hw_i": order})
-        conn.register("__hw_pii_distinct", distinct)
-        try:  # in dictionary order: the engine does not keep insertion order by itself
-            hashed = conn.execute(
-                f"SELECT ({policy_sql(column, policy)})::VARCHAR FROM __hw_pii_distinct "
-                "ORDER BY __hw_i"
-            ).to_arrow_table()
-        finally:
-            conn.unregister("__hw_pii_distinct")
-        digests = hashed.column(0).combine_chunks().cast(pa.string())
+        known_values, known_hashes = memo.known(column)
+        new = encoded.dictionary.filter(
+            pc.invert(pc.is_in(encoded.dictionary, value_set=known_values))
+        )
+        if len(new):
+            new_hashes = _hash_values(conn, column, policy, new)
+            memo.add(column, new, new_hashes)
+            known_values = pa.concat_arrays([known_values, new])
+            known_hashes = pa.concat_arrays([known_hashes, new_hashes])
+        at = pc.index_in(encoded.dictionary, value_set=known_values)
+        digests = pc.take(known_hashes, at)
         position = rows.column_names.index(column)
         rows = rows.set_column(position, column, pc.take(digests, encoded.indices))
     return rows

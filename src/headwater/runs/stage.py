@@ -129,6 +129,7 @@ class _PartWriter:
     ) -> None:
         self.ctx, self.name, self.batch, self.config, self.sample = ctx, name, batch, config, sample
         self.cancel = cancel
+        self.memo = pii.HashMemo()  # names hashed once a batch, not once a part
         self._engines = [ctx.engine.cursor() for _ in range(WRITERS)]
         self._free: queue.SimpleQueue[Engine] = queue.SimpleQueue()
         for engine in self._engines:
@@ -161,7 +162,7 @@ class _PartWriter:
         if not path.startswith("s3://") and parquet.plain_types(part.rows.schema):
             # Hashed and dropped in Arrow, written by pyarrow; None when a mask applies.
             rows = part.rows.select([*LINEAGE, *columns])
-            plain = pii.scrub_arrow(engine.conn, rows, self.config.pii)
+            plain = pii.scrub_arrow(engine.conn, rows, self.config.pii, self.memo)
         if plain is not None:
             batches = pa.array(np.full(plain.num_rows, batch, dtype=np.int64))
             parquet.write_plain(plain.add_column(0, "_batch", batches), path, f"source {name}")

@@ -35,6 +35,8 @@ from headwater.sources.textlines import BoolArray, Lines, TextPiece, prepare, sp
 
 WORKERS = 2
 HEADER_PROBE = 64 << 10  # bytes read to find a file's header line
+BALANCE = 4  # chunks a worker gets at least, when chunk_mb allows (see `_chunks`)
+MIN_CHUNK = 4 << 20  # but no chunk is cut smaller than this for balance
 R = TypeVar("R")
 T = TypeVar("T")
 
@@ -79,7 +81,12 @@ class FilesSourceReader:
         return list_local(self.name, self.folder, self.config.glob, self.config.path)
 
     def _chunks(self, inputs: list[RawInput]) -> Iterator[list[RawInput]]:
+        """Whole files in chunks of at most `chunk_mb`, and smaller when that makes fewer
+        than `BALANCE` chunks a worker (down to `MIN_CHUNK`): with 5 chunks on 2 workers,
+        one worker parses the fifth alone while the other idles."""
         limit = self.config.chunk_mb << 20
+        balanced = sum(i.size for i in inputs) // (WORKERS * BALANCE)
+        limit = max(min(limit, balanced), min(limit, MIN_CHUNK))
         chunk: list[RawInput] = []
         size = 0
         for item in inputs:
