@@ -32,6 +32,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ SECRET = "bench"
 MARKER = "generated.json"
 BASELINE_DB = "baseline.sqlite"
 PROFILE_FILE = "headwater.prof"
+OLD_TRIES = ".headwater-old"  # earlier tries' lakes, set aside until the timed runs end
 COLUMNS = ["ts", "branch", "customer_name", "basket", "total", "payment", "card_number"]
 
 TARGET_VS_BASELINE = 20.0  # headwater transactions/s over baseline transactions/s, at least
@@ -190,9 +192,20 @@ class HeadwaterResult:
 
 
 def fresh_project(data: Dataset) -> Path:
-    """A fresh copy of the cafe template in ``data.root``, around the existing inbox."""
+    """A fresh copy of the cafe template in ``data.root``, around the existing inbox.
+
+    The previous try's ``.headwater`` is set aside under ``.headwater-old/``, not
+    deleted: right after a mass deletion ext4 creates files slowly (its inode
+    allocator skips recently deleted inodes, ``recently_deleted`` in a profile), which
+    would charge this try for the previous one's cleanup. `discard_old_tries`
+    deletes them once the timed runs are over.
+    """
     root = data.root
-    shutil.rmtree(root / ".headwater", ignore_errors=True)
+    state = root / ".headwater"
+    if state.exists():
+        aside = root / OLD_TRIES / uuid.uuid4().hex
+        aside.parent.mkdir(exist_ok=True)
+        state.rename(aside)
     for entry in template_dir("cafe").iterdir():
         if entry.name == "inbox":
             continue
@@ -204,6 +217,11 @@ def fresh_project(data: Dataset) -> Path:
     init_project(root, "cafe", force=True)
     (root / ".env").write_text(f"HEADWATER_PII_SECRET={SECRET}\n")
     return root
+
+
+def discard_old_tries(data: Dataset) -> None:
+    """Delete what `fresh_project` set aside."""
+    shutil.rmtree(data.root / OLD_TRIES, ignore_errors=True)
 
 
 def _warehouse_counts(project: Project) -> tuple[int, int]:
@@ -465,6 +483,7 @@ def child_run(transactions: int) -> int:
     """In the child: only the pipeline, on data the parent generated."""
     data = ensure_dataset(transactions, generate=False)
     result = run_headwater(data)
+    discard_old_tries(data)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     payload = {**asdict(result), "self_maxrss_bytes": _maxrss_bytes(own)}
     print(RESULT_PREFIX + json.dumps(payload), flush=True)
@@ -549,6 +568,7 @@ def throughput(args: argparse.Namespace) -> int:
         log("\nprofiling one more headwater run (not timed) ...")
         run_headwater(data, profile_to=prof)
         print_profile(prof, "profile of the headwater run")
+    discard_old_tries(data)
 
     vs_floor = hw.seconds / floor.seconds if floor.seconds else float("inf")
     vs_baseline = hw.tps / baseline.tps if baseline and baseline.tps else None

@@ -220,6 +220,59 @@ def test_ledger_skips_a_duplicate_within_one_drop(tmp_path: Path) -> None:
     assert warehouse(root, "select id from events order by id") == [(1,), (2,)]
 
 
+def test_many_files_land_in_order_across_groups(tmp_path: Path) -> None:
+    """Files go to the workers in groups; which file is new, and under which name a
+    duplicate lands, is still decided in file order, also across groups."""
+    files = {f"f{i:03d}.csv": f"{i},n{i},{i * 10}\n" for i in range(150)}
+    files["f140.csv"] = files["f005.csv"]  # a duplicate two groups later
+    files["f141.csv"] = files["f140.csv"]
+    root = tiny_project(
+        tmp_path / "p", {"events": model("select cast(id as integer) as id, _file from src")}, files
+    )
+    summary = run_ok(root)
+    src = summary.sources["src"]
+    assert (src.files_found, src.files_new, src.files_duplicate) == (150, 148, 2)
+    assert src.duplicates == [
+        {"file": "f140.csv", "same_content_as": "f005.csv"},
+        {"file": "f141.csv", "same_content_as": "f005.csv"},
+    ]
+    expected = [(i, f"f{i:03d}.csv") for i in range(150) if i not in (140, 141)]
+    assert lake(root, "select id, _file from events order by id, _file") == expected
+    keys = Project.load(root).open_store().list("raw")
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(
+        n for n in files if n not in ("f140.csv", "f141.csv")
+    )
+
+
+def test_grouping_of_files_for_the_extract_workers() -> None:
+    import datetime as dt
+
+    from headwater.runs.extract import GROUP_BYTES, GROUP_FILES, _grouped
+    from headwater.sources.base import Discovered
+
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+    def local(name: str, size: int) -> Discovered:
+        return Discovered(name, Path(name), size, when)
+
+    def remote(name: str) -> Discovered:
+        return Discovered(name, None, 10, when, fetch=lambda: b"")
+
+    small = [local(f"s{i}", 100) for i in range(GROUP_FILES + 1)]
+    big = local("big", GROUP_BYTES + 1)
+    found = [*small, big, remote("r1"), remote("r2"), local("last", 100)]
+    groups = [[d.name for d in g] for g in _grouped(found)]
+    assert groups == [
+        [d.name for d in small[:GROUP_FILES]],
+        [small[-1].name],
+        ["big"],
+        ["r1"],
+        ["r2"],
+        ["last"],
+    ]
+    assert [d for g in _grouped(found) for d in g] == found
+
+
 # ------------------------------------------------------------- Iceberg tables
 
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from headwater.errors import SourceError
 from headwater.lake.raw import RawObject, land_once, read_for_landing
@@ -40,8 +40,10 @@ from headwater.runs.summary import SourceSummary
 from headwater.sources.base import Discovered, Source
 from headwater.state import ledger
 
-WORKERS = 4  # files read and hashed at once
-LANDERS = 2  # files written into the raw zone at once
+WORKERS = 4  # groups of files read and hashed at once
+LANDERS = 2  # groups of files written into the raw zone at once
+GROUP_FILES = 64  # local files a worker reads, hashes or lands in one task
+GROUP_BYTES = 8 << 20  # and at most this many bytes of them (a bigger file goes alone)
 
 
 @dataclass(frozen=True)
@@ -119,50 +121,61 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
 
     Which files are new is decided in file order (the same bytes twice in one drop
     land once, under the first name); the puts then run `LANDERS` at a time, and
-    their ledger entries and batches are taken in file order as they finish.
+    their ledger entries and batches are taken in file order as they finish. Local
+    files go to the workers in groups (`_grouped`): a task per small file spends more
+    on handing work between threads than on the file.
     """
     summary = ctx.summary.sources.setdefault(name, SourceSummary())
     found = source.discover()
     summary.files_found = len(found)
     known = ledger.known_hashes(ctx.db, name)
     entries: list[ledger.LedgerEntry] = []
-    landing: deque[tuple[Future[RawObject], _Read]] = deque()
+    landing: deque[tuple[Future[list[RawObject]], list[_Read]]] = deque()
 
     def landed() -> None:
-        future, read = landing.popleft()
-        raw = future.result()
-        entries.append(
-            ledger.LedgerEntry(
-                source=name,
-                content_hash=read.sha256,
-                name=read.item.name,
-                size=raw.size,
-                raw_key=raw.key,
-                batch=batches.assign(raw.size),
-                status=ledger.LANDED,
-                modified_at=read.item.modified_at,
+        future, reads = landing.popleft()
+        for raw, read in zip(future.result(), reads, strict=True):
+            entries.append(
+                ledger.LedgerEntry(
+                    source=name,
+                    content_hash=read.sha256,
+                    name=read.item.name,
+                    size=raw.size,
+                    raw_key=raw.key,
+                    batch=batches.assign(raw.size),
+                    status=ledger.LANDED,
+                    modified_at=read.item.modified_at,
+                )
             )
-        )
-        if len(entries) == 1:
-            checkpoint("extract.after_first_put")
+            if len(entries) == 1:
+                checkpoint("extract.after_first_put")
+
+    def land(reads: list[_Read]) -> list[RawObject]:
+        return [
+            land_once(ctx.store, name, ctx.run_id, r.item.name, r.item.path, r.sha256, r.data)
+            for r in reads
+        ]
 
     with (
         ctx.progress.task(f"extract {name}", len(found)) as task,
         ThreadPoolExecutor(LANDERS, thread_name_prefix="headwater-land") as landers,
     ):
-        for read in ordered_parallel(_read, found, WORKERS):
-            task.advance()
-            first = known.get(read.sha256)
-            if first == read.item.name:
-                summary.files_unchanged += 1  # loaded before, still in the folder
-                continue
-            if first is not None:
-                summary.files_duplicate += 1
-                summary.duplicates.append({"file": read.item.name, "same_content_as": first})
-                continue
-            known[read.sha256] = read.item.name
-            put = partial(land_once, ctx.store, name, ctx.run_id, read.item.name, read.item.path)
-            landing.append((landers.submit(put, read.sha256, read.data), read))
+        for group in ordered_parallel(_read_group, _grouped(found), WORKERS):
+            task.advance(len(group))
+            new: list[_Read] = []
+            for read in group:
+                first = known.get(read.sha256)
+                if first == read.item.name:
+                    summary.files_unchanged += 1  # loaded before, still in the folder
+                    continue
+                if first is not None:
+                    summary.files_duplicate += 1
+                    summary.duplicates.append({"file": read.item.name, "same_content_as": first})
+                    continue
+                known[read.sha256] = read.item.name
+                new.append(read)
+            if new:
+                landing.append((landers.submit(land, new), new))
             if len(landing) >= LANDERS:
                 landed()
         while landing:
@@ -171,6 +184,29 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
     checkpoint("extract.after_ledger")
     summary.files_new = len(entries)
     summary.bytes_new = sum(e.size for e in entries)
+
+
+def _grouped(found: list[Discovered]) -> Iterator[list[Discovered]]:
+    """Local files in groups of up to `GROUP_FILES` files and `GROUP_BYTES` (a bigger file
+    alone); a remote object alone, so that fetches still overlap."""
+    group: list[Discovered] = []
+    size = 0
+    for item in found:
+        full = len(group) >= GROUP_FILES or size + item.size > GROUP_BYTES
+        if group and (full or item.path is None):
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += item.size
+        if item.path is None:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _read_group(items: list[Discovered]) -> list[_Read]:
+    return [_read(item) for item in items]
 
 
 def _read(item: Discovered) -> _Read:
