@@ -511,3 +511,26 @@ def test_append_keys_stay_unique_across_runs(tmp_path: Path, second_file: str, f
         assert warehouse(root, "select count(*) from events") == [(3,)]
     else:
         assert warehouse(root, "select count(*) from events") == [(4,)]
+
+
+def test_a_second_unique_check_of_an_append_model_sees_every_earlier_row(tmp_path: Path) -> None:
+    """Earlier rows are narrowed to those that can collide with the new ones, for every
+    `unique` check: a sequential unique_key must not narrow away the earlier row that
+    repeats the other check's key (here a name, far outside the new ids' range)."""
+    sql = "select cast(id as integer) as id, name from src"
+    header = {
+        "materialized": "incremental",
+        "strategy": "append",
+        "unique_key": "id",
+        "publish": True,
+        "checks": [{"unique": "name"}],
+    }
+    root = tiny_project(
+        tmp_path / "p", {"people": model(sql, **header)}, {"f1.csv": "1,ann,0\n2,bob,0\n"}
+    )
+    run_ok(root)
+    drop(root, {"f2.csv": "100,ann,0\n101,cyd,0\n"})
+    second = run(Project.load(root))
+    assert not second.ok
+    assert "unique(name) across runs (1 rows)" in (second.error or "")
+    assert warehouse(root, "select id from people order by id") == [(1,), (2,)]

@@ -236,7 +236,7 @@ def _bind_check_targets(ctx: RunContext, state: _BatchState, model: Model) -> No
             _bind(ctx, state, target, FULL, as_name=full_relation(target))
 
 
-def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
+def _checks(model: Model) -> list[CheckConfig]:
     """The model's checks, plus `unique` on its unique_key when appending (keys stay unique)."""
     checks: list[CheckConfig] = list(model.config.checks)
     cfg = model.config
@@ -249,7 +249,11 @@ def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
         )
         if not declared:
             checks.append(UniqueCheck(unique=list(cfg.unique_key)))
-    return [c for check in checks for c in compile_check(check, existing)]
+    return checks
+
+
+def _compiled(model: Model, existing: str | None = None) -> list[CompiledCheck]:
+    return [c for check in _checks(model) for c in compile_check(check, existing)]
 
 
 def _checked(
@@ -355,11 +359,9 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     else:
         rows = ctx.engine.write_parquet(output, path, context)
         if existing is not None and existing_files:
-            # Only earlier rows whose keys fall in the new rows' key ranges can collide: a
-            # range the Parquet scan prunes row groups with, instead of reading every key.
-            near = _key_ranges(ctx, model, scan_sql([path]))
-            if near:
-                ctx.engine.bind_parquet("__hw_existing", existing_files, where=near)
+            ctx.engine.bind_parquet(
+                "__hw_existing", existing_files, where=_colliding(ctx, model, scan_sql([path]))
+            )
         _measure(ctx, model, f"SELECT * FROM {scan_sql([path])}", record=True, existing=existing)
         commit_mode = "append" if cfg.materialized == "incremental" else "replace"
     samples = ctx.leak_samples.get(state.batch, {})
@@ -393,6 +395,34 @@ SCALAR_KEY = frozenset(
         "DECIMAL",
     ]
 )
+
+
+def _colliding(ctx: RunContext, model: Model, new_rows: str) -> str:
+    """A filter keeping only the earlier rows that can collide with `new_rows`: those whose
+    key, for some `unique` check, is among the new rows' keys (the same `IN` as the check
+    itself, so no collision is lost).
+
+    The hash table of each `IN` holds the new rows' keys (a batch), and the earlier rows
+    stream past it, so memory follows the batch, not the table: the check's own `IN`
+    then builds on the few rows left. When the only key is the unique_key, its ranges
+    over the new rows come first, for the Parquet scan to skip row groups outside them.
+    """
+    keys = [
+        [c.unique] if isinstance(c.unique, str) else list(c.unique)
+        for c in _checks(model)
+        if isinstance(c, UniqueCheck)
+    ]
+    terms = []
+    for cols in keys:
+        names = ", ".join(quote_ident(c) for c in cols)
+        one = names if len(cols) == 1 else f"row({names})"
+        terms.append(f"({one}) IN (SELECT {one} FROM {new_rows})")
+    among = " OR ".join(terms) if terms else "false"
+    if len(keys) == 1 and sorted(keys[0]) == sorted(model.config.unique_key):
+        near = _key_ranges(ctx, model, new_rows)
+        if near:
+            return f"{near} AND ({among})"
+    return among
 
 
 def _key_ranges(ctx: RunContext, model: Model, new_rows: str) -> str | None:
