@@ -32,6 +32,7 @@ from headwater.models.engine import Engine
 from headwater.observe.logs import bind_run
 from headwater.project import Project
 from headwater.quality import pii
+from headwater.runs import memory
 from headwater.runs.context import RunContext, step
 from headwater.runs.extract import extract
 from headwater.runs.load import load
@@ -255,6 +256,7 @@ def _process_batch(
         if name not in ctx.leak_samples.get(batch, {}):
             # Staged by an earlier run: rebuild the protected values from raw data.
             sample_batch(ctx, name, batch, files)
+    memory.release()  # what parsing freed, before DuckDB takes memory for the models
     transformed = transform_batch(ctx, batch)
     # Model rows name the processed table they came from; a sql source feeds several.
     owners = {
