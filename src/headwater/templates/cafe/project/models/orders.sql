@@ -4,7 +4,8 @@ description: >
   One row per transaction line, parsed and checked. Rows that cannot be
   understood are quarantined with file, line and reason; the rest load. Each
   basket item is looked up in `menu` by its text, in place, in the line's list
-  of items: `_product_ids` and `_prices` hold the basket's items in order.
+  of items: `_product_ids` and `_prices` hold the basket's items in order,
+  `_repeats` whether a product comes twice (for `transaction_items`).
 checks:
   - not_null: transacted_at
     severity: quarantine
@@ -74,5 +75,6 @@ select
     _bad_items,
     _product_ids,
     _prices,
+    len(list_distinct(_product_ids)) < len(_product_ids) as _repeats,  -- NULL ids count as repeats
     _batch, _file, _line
 from baskets

@@ -19,7 +19,7 @@ checks:
 select transaction_id, unnest(_product_ids) as product_id, 1 as quantity,
        unnest(_prices)::decimal(10, 2) as unit_price, unnest(_prices)::decimal(10, 2) as line_total
 from orders
-where len(list_distinct(_product_ids)) = len(_product_ids)
+where not _repeats
 union all
 -- Baskets that repeat a product: grouped.
 select transaction_id, product_id, count(*)::integer as quantity,
@@ -28,6 +28,6 @@ select transaction_id, product_id, count(*)::integer as quantity,
 from (
     select transaction_id, unnest(_product_ids) as product_id, unnest(_prices) as price
     from orders
-    where len(list_distinct(_product_ids)) < len(_product_ids)
+    where _repeats
 )
 group by transaction_id, product_id
