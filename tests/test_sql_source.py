@@ -330,3 +330,29 @@ def test_incremental_postgres_read_gives_the_full_reads_parquet(
             assert ident == 2, name
     finally:
         conn.close()
+
+
+def test_the_inspector_describes_only_the_tables_picked(tmp_path: Path) -> None:
+    """Outside PostgreSQL the catalog lists every table but describes only those the
+    source extracts (a query per described table): a schema of many tables, of which a
+    source takes a few, is not described whole."""
+    import sqlite3
+
+    from headwater.sources import sqlcatalog
+
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total NUMERIC)")
+        conn.execute("CREATE TABLE audit_log (at TEXT, what TEXT)")
+    asked: list[list[str]] = []
+
+    def pick(tables: list[str]) -> list[str]:
+        asked.append(tables)
+        return [t for t in tables if t != "audit_log"]
+
+    catalog = sqlcatalog.read_inspector(f"sqlite:///{db}", None, pick)
+    assert asked == [["audit_log", "orders"]]
+    assert catalog.tables == ["audit_log", "orders"]
+    assert list(catalog.columns) == ["orders"]
+    assert [c.name for c in catalog.columns["orders"]] == ["id", "total"]
+    assert catalog.keys == {"orders": ["id"]}

@@ -172,7 +172,11 @@ class SqlSourceReader:
             if self._postgres():
                 catalog = sqlcatalog.read_postgres(conninfo, schema, self._attach_ahead)
             else:
-                catalog = sqlcatalog.read_inspector(self._sa_url(), schema)
+                catalog = sqlcatalog.read_inspector(
+                    self._sa_url(),
+                    schema,
+                    lambda tables: [t for t in self._wanted(tables) if not self._query(t)],
+                )
         except sa.exc.DBAPIError as exc:
             operational = isinstance(exc, sa.exc.OperationalError)
             raise self._catalog_error(
@@ -183,23 +187,27 @@ class SqlSourceReader:
             transient = dbapi_error_is_transient(exc, operational)
             text = str(exc).replace(conninfo, redact(self.url)) if conninfo else str(exc)
             raise self._catalog_error(text, transient, operational) from None
-        available = catalog.tables
+        return [self._plan_table(catalog, t) for t in self._wanted(catalog.tables)]
+
+    def _wanted(self, available: list[str]) -> list[str]:
+        """The tables to extract, of the schema's `available` ones: those configured (each
+        must exist unless it is a query), or those the include/exclude patterns pick."""
         if self.config.tables:
             wanted = list(self.config.tables)
             missing = [t for t in wanted if t not in available and not self._query(t)]
             if missing:
                 raise SourceError(
                     f"source {self.name!r}: table {missing[0]!r} is not in the database "
-                    f"(schema {schema or 'default'}; tables: {', '.join(available)})"
+                    f"(schema {self.config.schema_name or 'default'}; "
+                    f"tables: {', '.join(available)})"
                 )
-        else:
-            wanted = [
-                t
-                for t in available
-                if any(fnmatch.fnmatchcase(t, p) for p in self.config.include)
-                and not any(fnmatch.fnmatchcase(t, p) for p in self.config.exclude)
-            ]
-        return [self._plan_table(catalog, t) for t in wanted]
+            return wanted
+        return [
+            t
+            for t in available
+            if any(fnmatch.fnmatchcase(t, p) for p in self.config.include)
+            and not any(fnmatch.fnmatchcase(t, p) for p in self.config.exclude)
+        ]
 
     def _catalog_error(
         self, text: str, transient: bool, connecting: bool

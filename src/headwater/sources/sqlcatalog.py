@@ -6,7 +6,9 @@ Two readers give the same `Catalog`:
   round trips for the same answer, a cost every incremental run pays);
 - every other database: SQLAlchemy's inspector, one code path for all dialects.
 
-Both read every table of the schema; the source then picks the ones to extract.
+Both list every table of the schema. The pg_catalog query describes them all at
+once; the inspector describes only those `describe` picks from the names (a
+query per table it is asked about), since the source extracts a few of many.
 Driver errors pass through untranslated: the source names them.
 """
 
@@ -91,16 +93,20 @@ def read_postgres(
     return Catalog(sorted(tables), columns, keys)
 
 
-def read_inspector(url: str, schema: str | None) -> Catalog:
-    """The schema's catalog through SQLAlchemy's inspector (any dialect)."""
+def read_inspector(
+    url: str, schema: str | None, describe: Callable[[list[str]], list[str]] = list
+) -> Catalog:
+    """The schema's catalog through SQLAlchemy's inspector (any dialect): every table's
+    name, and the columns and primary key of the tables `describe` picks from the names."""
     engine = sa.create_engine(url)
     try:
         inspector = sa.inspect(engine)
         tables = sorted(inspector.get_table_names(schema=schema))
-        if not tables:
-            return Catalog([], {}, {})
-        described = inspector.get_multi_columns(schema=schema, filter_names=tables)
-        pks = inspector.get_multi_pk_constraint(schema=schema, filter_names=tables)
+        picked = describe(tables)
+        if not picked:
+            return Catalog(tables, {}, {})
+        described = inspector.get_multi_columns(schema=schema, filter_names=picked)
+        pks = inspector.get_multi_pk_constraint(schema=schema, filter_names=picked)
         columns = {
             name: [Column(str(c["name"]), str(c["type"]).upper()) for c in found]
             for (_, name), found in described.items()
