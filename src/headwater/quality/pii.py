@@ -1,4 +1,4 @@
-"""PII policies, applied in SQL before anything reaches the processed zone.
+"""PII policies, applied before anything reaches the processed zone.
 
 - `drop`: the column is removed.
 - `hash`: keyed HMAC-SHA256 of the value (normalised first: trimmed, spaces
@@ -120,6 +120,9 @@ def scrub_query(
     return f"{with_clause}SELECT {', '.join(out)} FROM {relation} r {' '.join(joins)}"
 
 
+_NO_STRINGS = pa.array([], pa.string())
+
+
 class HashMemo:
     """Hashes already computed, per column, for the parts of one batch.
 
@@ -138,14 +141,11 @@ class HashMemo:
     def known(self, column: str) -> tuple[pa.Array, pa.Array]:
         """The values of `column` hashed so far, and their hashes (in the same order)."""
         with self._lock:
-            empty = (pa.array([], pa.string()), pa.array([], pa.string()))
-            return self._known.get(column, empty)
+            return self._known.get(column, (_NO_STRINGS, _NO_STRINGS))
 
     def add(self, column: str, values: pa.Array, hashes: pa.Array) -> None:
         with self._lock:
-            old_values, old_hashes = self._known.get(
-                column, (pa.array([], pa.string()), pa.array([], pa.string()))
-            )
+            old_values, old_hashes = self._known.get(column, (_NO_STRINGS, _NO_STRINGS))
             room = self.limit - len(old_values)
             if room <= 0 or not len(values):
                 return

@@ -192,15 +192,15 @@ def _grouped(found: list[Discovered]) -> Iterator[list[Discovered]]:
     group: list[Discovered] = []
     size = 0
     for item in found:
-        full = len(group) >= GROUP_FILES or size + item.size > GROUP_BYTES
-        if group and (full or item.path is None):
+        remote = item.path is None
+        if group and (remote or len(group) >= GROUP_FILES or size + item.size > GROUP_BYTES):
             yield group
             group, size = [], 0
+        if remote:
+            yield [item]
+            continue
         group.append(item)
         size += item.size
-        if item.path is None:
-            yield group
-            group, size = [], 0
     if group:
         yield group
 

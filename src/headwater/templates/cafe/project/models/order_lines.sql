@@ -21,8 +21,8 @@ with fields as (
 select
     -- 60 bits of the file's SHA-256 mixed with the line number: unique within a file, stable forever.
     xor(('0x' || substr(_file_hash, 1, 15))::bigint, _line * 4398046511103) as transaction_id,
-    -- Per row, not joined back from the distinct names: DuckDB hashes each distinct value of
-    -- the file's dictionary-encoded column once, and a join over every line costs far more.
+    -- Per row, not joined back from the distinct names: at 1M lines the join over every
+    -- line cost more than an md5 per line (0.15 s against 0.32 to 0.43 s for this model).
     ('0x' || substr(md5(branch_name), 1, 15))::bigint as branch_id,
     f.branch_name,
     try_strptime(ts, ['%d/%m/%Y %H:%M', '%Y-%m-%d %H:%M:%S', '%d/%m/%Y %H:%M:%S', '%Y-%m-%d %H:%M']) as transacted_at,
