@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -320,6 +322,47 @@ def test_commit_records_batch_in_snapshots(tables: Tables, tmp_path: Path) -> No
     assert fresh.data_files("t", after_batch=3) == [f2]
     assert fresh.data_files("t", after_batch=5) == []
     assert fresh.committed_batches("missing") == set()
+
+
+def test_files_overlapping_skips_files_by_their_key_bounds(tables: Tables) -> None:
+    """Iceberg's per-file bounds skip the files that cannot hold a key in the ranges;
+    a range Iceberg cannot bind prunes nothing."""
+
+    def stamps(*days: int) -> pa.Array:
+        return pa.array([dt.datetime(2025, 1, d) for d in days], pa.timestamp("us"))
+
+    def prices(*amounts: str) -> pa.Array:
+        return pa.array([Decimal(a) for a in amounts], pa.decimal128(10, 2))
+
+    f1 = write(
+        tables,
+        "t",
+        1,
+        1,
+        batch_table(1, [1, 2], name=pa.array(["a", "b"]), at=stamps(1, 1), price=prices("1", "3")),
+    )
+    f2 = write(
+        tables,
+        "t",
+        2,
+        2,
+        batch_table(2, [5, 6], name=pa.array(["c", "d"]), at=stamps(2, 4), price=prices("5", "6")),
+    )
+    f3 = write(tables, "t", 3, 3, batch_table(3, [9], name=pa.array([None], pa.string())))
+    for batch, f in enumerate([f1, f2, f3], start=1):
+        tables.commit("t", [f], mode="append", batch=batch, run_id=batch)
+    assert tables.files_overlapping("t", {"id": (5, 7)}) == [f2]
+    assert sorted(tables.files_overlapping("t", {"id": (2, 5)})) == sorted([f1, f2])
+    assert tables.files_overlapping("t", {"id": (10, 20)}) == []
+    assert sorted(tables.files_overlapping("t", {"id": (1, 9), "name": ("b", "c")})) == [f1, f2]
+    at, price = dt.datetime(2025, 1, 2, 3, 4, 5), Decimal("2.50")
+    # The third file has neither column (no bounds): it is kept.
+    assert sorted(tables.files_overlapping("t", {"at": (at, at)})) == sorted([f2, f3])
+    assert sorted(tables.files_overlapping("t", {"price": (price, price)})) == sorted([f1, f3])
+    everything = sorted([f1, f2, f3])
+    assert sorted(tables.files_overlapping("t", {})) == everything
+    assert sorted(tables.files_overlapping("t", {"id": ("x", "y")})) == everything
+    assert sorted(tables.files_overlapping("t", {"nope": (1, 2)})) == everything
 
 
 def test_replace_commit_keeps_only_new_files(tables: Tables, tmp_path: Path) -> None:

@@ -6,10 +6,12 @@ import datetime as dt
 import shutil
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from headwater.errors import ConfigError
+from headwater.models.engine import Engine
 from headwater.project import Project
 from headwater.runs.pipeline import run
 from headwater.runs.plan import plan
@@ -511,6 +513,39 @@ def test_append_keys_stay_unique_across_runs(tmp_path: Path, second_file: str, f
         assert warehouse(root, "select count(*) from events") == [(3,)]
     else:
         assert warehouse(root, "select count(*) from events") == [(4,)]
+
+
+def test_the_across_runs_check_reads_only_earlier_files_in_the_new_keys_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earlier files whose key bounds miss the new keys are not read at all (Iceberg's
+    statistics skip them); a file in range is, and its repeated key stops the run."""
+    bound: list[list[str]] = []
+    original = Engine.bind_parquet
+
+    def spy(self: Engine, name: str, files: list[str], *args: Any, **kwargs: Any) -> None:
+        if name == "__hw_existing" and kwargs.get("where"):
+            bound.append(list(files))
+        original(self, name, files, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "bind_parquet", spy)
+    sql = "select cast(id as integer) as id, name from src"
+    header = {"materialized": "incremental", "strategy": "append", "unique_key": "id"}
+    root = tiny_project(
+        tmp_path / "p",
+        {"people": model(sql, **header, publish=True)},
+        {"f1.csv": "1,ann,0\n2,bob,0\n"},
+    )
+    run_ok(root)
+    drop(root, {"f2.csv": "100,cyd,0\n101,dan,0\n"})
+    run_ok(root)
+    assert bound == [[]]  # ids 1 and 2 are outside 100..101: the first file is skipped
+    drop(root, {"f3.csv": "2,eve,0\n"})
+    third = run(Project.load(root))
+    assert not third.ok
+    assert "unique(id) across runs (1 rows)" in (third.error or "")
+    assert len(bound) == 2 and len(bound[1]) == 1  # the first run's file only
+    assert warehouse(root, "select id from people order by id") == [(1,), (2,), (100,), (101,)]
 
 
 def test_a_second_unique_check_of_an_append_model_sees_every_earlier_row(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,7 +28,15 @@ from pyiceberg.exceptions import (
     ResolveError,
     ValidationError,
 )
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    LessThanOrEqual,
+    Reference,
+)
+from pyiceberg.expressions.literals import literal
 from pyiceberg.io import load_file_io
 from pyiceberg.table import Table
 
@@ -151,6 +159,28 @@ class Tables:
         files = [task.file.file_path for task in table.scan(row_filter=row_filter).plan_files()]
         self._files[key] = files
         return files
+
+    def files_overlapping(self, name: str, ranges: dict[str, tuple[Any, Any]]) -> list[str]:
+        """Files of the current snapshot whose column bounds (Iceberg manifest statistics)
+        overlap every `column: (low, high)` range; a file without bounds is kept.
+
+        Pruning only: a range Iceberg cannot bind to its column (a type it does not
+        have) prunes nothing, so the result always holds every file that may match.
+        """
+        files = self.data_files(name)
+        if not ranges or not files:
+            return files
+        terms: list[BooleanExpression] = []
+        for column, (low, high) in ranges.items():
+            ref = Reference(column)
+            terms.append(GreaterThanOrEqual(term=ref, value=literal(low)))
+            terms.append(LessThanOrEqual(term=ref, value=literal(high)))
+        where = terms[0] if len(terms) == 1 else And(*terms)
+        try:
+            tasks = self.load(name).scan(row_filter=where).plan_files()
+        except (ValueError, TypeError, ResolveError, ValidationError):
+            return files
+        return [task.file.file_path for task in tasks]
 
     def current_snapshot_id(self, name: str) -> int | None:
         snap = self.load(name).current_snapshot()

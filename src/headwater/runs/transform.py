@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 
@@ -360,7 +360,10 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
         rows = ctx.engine.write_parquet(output, path, context)
         if existing is not None and existing_files:
             ctx.engine.bind_parquet(
-                "__hw_existing", existing_files, where=_colliding(ctx, model, scan_sql([path]))
+                "__hw_existing",
+                _overlapping(ctx, model, scan_sql([path])),
+                where=_colliding(model, scan_sql([path])),
+                empty_schema=partial(_schema_sql, ctx, model.name),
             )
         _measure(ctx, model, f"SELECT * FROM {scan_sql([path])}", record=True, existing=existing)
         commit_mode = "append" if cfg.materialized == "incremental" else "replace"
@@ -376,36 +379,23 @@ def _run_model(ctx: RunContext, state: _BatchState, model: Model) -> None:
     ctx.engine.drop(out_table)
 
 
-# Key types whose text form casts back to the same value (so a range of them is exact).
-SCALAR_KEY = frozenset(
-    [
-        "BIGINT",
-        "INTEGER",
-        "SMALLINT",
-        "TINYINT",
-        "HUGEINT",
-        "UBIGINT",
-        "UINTEGER",
-        "USMALLINT",
-        "UTINYINT",
-        "VARCHAR",
-        "DATE",
-        "TIME",
-        "TIMESTAMP",
-        "DECIMAL",
-    ]
+# Key types whose bounds Iceberg keeps in its manifests, to skip earlier files by key range.
+RANGE_KEY = frozenset(
+    ["BIGINT", "INTEGER", "SMALLINT", "TINYINT", "VARCHAR", "DATE", "TIMESTAMP", "DECIMAL"]
 )
 
 
-def _colliding(ctx: RunContext, model: Model, new_rows: str) -> str:
+def _colliding(model: Model, new_rows: str) -> str:
     """A filter keeping only the earlier rows that can collide with `new_rows`: those whose
     key, for some `unique` check, is among the new rows' keys (the same `IN` as the check
     itself, so no collision is lost).
 
     The hash table of each `IN` holds the new rows' keys (a batch), and the earlier rows
     stream past it, so memory follows the batch, not the table: the check's own `IN`
-    then builds on the few rows left. When the only key is the unique_key, its ranges
-    over the new rows come first, for the Parquet scan to skip row groups outside them.
+    then builds on the few rows left. No other condition goes with it: a range filter on
+    the scan made DuckDB's estimate of the earlier rows small enough for it to build its
+    hash table on them instead (the whole table in memory: 755 MB against 91 MB at 10M
+    earlier items); `_overlapping` skips files by key range before the scan instead.
     """
     keys = [
         [c.unique] if isinstance(c.unique, str) else list(c.unique)
@@ -417,36 +407,41 @@ def _colliding(ctx: RunContext, model: Model, new_rows: str) -> str:
         names = ", ".join(quote_ident(c) for c in cols)
         one = names if len(cols) == 1 else f"row({names})"
         terms.append(f"({one}) IN (SELECT {one} FROM {new_rows})")
-    among = " OR ".join(terms) if terms else "false"
-    if len(keys) == 1 and sorted(keys[0]) == sorted(model.config.unique_key):
-        near = _key_ranges(ctx, model, new_rows)
-        if near:
-            return f"{near} AND ({among})"
-    return among
+    return " OR ".join(terms) if terms else "false"
 
 
-def _key_ranges(ctx: RunContext, model: Model, new_rows: str) -> str | None:
-    """`k BETWEEN lo AND hi AND ...` over the unique-key columns of `new_rows`, for the
-    columns of a plain type that hold no NULL there (a NULL-free key part can only equal a
-    value in its range); None when no column qualifies or there are no new rows."""
-    columns = [quote_ident(k) for k in model.config.unique_key]
+def _overlapping(ctx: RunContext, model: Model, new_rows: str) -> list[str]:
+    """The table's files that may hold a key of `new_rows`.
+
+    When the only `unique` check is on the unique_key, files whose key bounds (Iceberg
+    statistics) miss the new rows' key ranges are skipped: with keys that grow over
+    time, the earlier batches' files. Only key columns of a plain type that hold no
+    NULL in the new rows count (a NULL-free key part can only equal a value in its
+    range); otherwise every file is read.
+    """
+    keys = [
+        sorted([c.unique] if isinstance(c.unique, str) else c.unique)
+        for c in _checks(model)
+        if isinstance(c, UniqueCheck)
+    ]
+    if keys != [sorted(model.config.unique_key)]:
+        return ctx.tables.data_files(model.name)
+    columns = model.config.unique_key
     stats = ", ".join(
-        f"count(*) - count({c}), min({c})::VARCHAR, max({c})::VARCHAR, typeof(min({c}))"
-        for c in columns
+        f"count(*) - count({c}), min({c}), max({c}), typeof(min({c}))"
+        for c in map(quote_ident, columns)
     )
     context = f"model {model.name}: key ranges of the new rows"
     [row] = ctx.engine.execute(f"SELECT count(*), {stats} FROM {new_rows}", context)
     if not row[0]:
-        return None
-    terms = []
+        return []  # no new rows: nothing can collide
+    ranges: dict[str, tuple[Any, Any]] = {}
     for i, column in enumerate(columns):
         nulls, lo, hi, kind = row[1 + 4 * i : 5 + 4 * i]
-        plain = isinstance(kind, str) and kind.split("(")[0] in SCALAR_KEY
+        plain = isinstance(kind, str) and kind.split("(")[0] in RANGE_KEY
         if nulls == 0 and lo is not None and hi is not None and plain:
-            terms.append(
-                f"{column} BETWEEN CAST({literal(lo)} AS {kind}) AND CAST({literal(hi)} AS {kind})"
-            )
-    return " AND ".join(terms) or None
+            ranges[column] = (lo, hi)
+    return ctx.tables.files_overlapping(model.name, ranges)
 
 
 def _merge_sql(ctx: RunContext, model: Model, incoming: str, exists: bool) -> str:
