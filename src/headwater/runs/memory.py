@@ -4,7 +4,10 @@ Parsing allocates and frees hundreds of megabytes of numpy arrays on worker thre
 glibc's malloc keeps freed memory in its per-thread arenas, so the process stays as
 large as the parse's peak while DuckDB then takes its own memory for the models, and
 the two add up. `release()` asks glibc to return what is free (`malloc_trim`); with
-another C library (musl, macOS) it does nothing.
+another C library (musl, macOS) it does nothing. A run calls it after each parsed part
+(the next batch is parsed while the models of this one run, so waiting for the end of
+a parse would keep its garbage through the models) and before each batch's models.
+A call takes a few milliseconds (22 ms for the ten of a 1M-transaction cafe run).
 """
 
 from __future__ import annotations

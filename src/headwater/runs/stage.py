@@ -42,6 +42,7 @@ from headwater.lake.store import Store
 from headwater.lake.tables import scan_sql
 from headwater.models.engine import Engine
 from headwater.quality import pii
+from headwater.runs import memory
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
 from headwater.runs.summary import SourceSummary
@@ -216,6 +217,7 @@ def _parse(writer: _PartWriter, inputs: list[RawInput], total: int) -> _Parsed:
                 for sha, count in written.stats.items():  # a large file may come in pieces
                     stats[sha] = _plus(stats.get(sha), count)
                 task.advance(written.size)
+                memory.release()  # what the part's parse freed, before the next one
         finally:
             writer.close()
     return _Parsed(files, stats, writer.sample)
