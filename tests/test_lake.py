@@ -362,6 +362,7 @@ def test_files_overlapping_skips_files_by_their_key_bounds(tables: Tables) -> No
     everything = sorted([f1, f2, f3])
     assert sorted(tables.files_overlapping("t", {})) == everything
     assert sorted(tables.files_overlapping("t", {"id": ("x", "y")})) == everything
+    assert sorted(tables.files_overlapping("t", {"id": (dt.time(1), dt.time(2))})) == everything
     assert sorted(tables.files_overlapping("t", {"nope": (1, 2)})) == everything
 
 

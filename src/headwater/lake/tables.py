@@ -171,13 +171,12 @@ class Tables:
         if not ranges or not files:
             return files
         terms: list[BooleanExpression] = []
-        for column, (low, high) in ranges.items():
-            ref = Reference(column)
-            terms.append(GreaterThanOrEqual(term=ref, value=literal(low)))
-            terms.append(LessThanOrEqual(term=ref, value=literal(high)))
-        where = terms[0] if len(terms) == 1 else And(*terms)
         try:
-            tasks = self.load(name).scan(row_filter=where).plan_files()
+            for column, (low, high) in ranges.items():
+                ref = Reference(column)
+                terms.append(GreaterThanOrEqual(term=ref, value=literal(low)))
+                terms.append(LessThanOrEqual(term=ref, value=literal(high)))
+            tasks = self.load(name).scan(row_filter=And(*terms)).plan_files()
         except (ValueError, TypeError, ResolveError, ValidationError):
             return files
         return [task.file.file_path for task in tasks]
