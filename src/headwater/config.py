@@ -281,6 +281,11 @@ class NotNullCheck(CheckBase):
 class UniqueCheck(CheckBase):
     unique: str | list[str]
 
+    @property
+    def columns(self) -> list[str]:
+        """The key's columns: one, or those of a composite key."""
+        return [self.unique] if isinstance(self.unique, str) else list(self.unique)
+
 
 class AcceptedValuesCheck(CheckBase):
     accepted_values: AcceptedValuesArgs

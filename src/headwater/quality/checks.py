@@ -59,6 +59,14 @@ def _text(expr: str) -> str:
     return f"coalesce(CAST({expr} AS VARCHAR), 'NULL')"
 
 
+def key_in(columns: list[str], relation: str) -> str:
+    """SQL that is true for a row whose key (the columns; a `row()` of them for a composite
+    key) is among the keys of `relation`."""
+    key = ", ".join(quote_ident(c) for c in columns)
+    one = key if len(columns) == 1 else f"row({key})"
+    return f"({one}) IN (SELECT {one} FROM {relation})"
+
+
 def compile_check(check: CheckConfig, existing: str | None = None) -> list[CompiledCheck]:
     """SQL for one configured check, with its `message` (a SQL expression) if set."""
     compiled = _compile(check, existing)
@@ -86,9 +94,8 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
             for c in cols
         ]
     if isinstance(check, UniqueCheck):
-        cols = [check.unique] if isinstance(check.unique, str) else check.unique
+        cols = check.columns
         key = ", ".join(quote_ident(c) for c in cols)
-        one = key if len(cols) == 1 else f"row({key})"
         # Distinct hashes: a collision can only make the cheap pass inconclusive
         # (then the exact pass runs); it can never hide a duplicate.
         hashed = f"hash({key})"
@@ -108,7 +115,7 @@ def _compile(check: CheckConfig, existing: str | None) -> list[CompiledCheck]:
                 CompiledCheck(
                     f"{name} across runs",
                     sev,
-                    f"({one}) IN (SELECT {one} FROM {existing})",
+                    key_in(cols, existing),
                     f"'{', '.join(cols)} ' || {shown} || ' was already loaded by an earlier run'",
                 )
             )
