@@ -422,6 +422,40 @@ def test_replace_mode_for_table_models(tmp_path: Path) -> None:
     }
 
 
+def test_append_model_whose_key_is_enforced_appends_in_warehouse(tmp_path: Path) -> None:
+    # The unique_key's own check (severity error) or a quarantining one keeps every key
+    # once in the lake, so the load appends: no delete of keys that cannot be there.
+    for severity in ("error", "quarantine"):
+        root = tiny_project(
+            tmp_path / severity,
+            {
+                "events": model(
+                    f"select {TYPED} from src",
+                    materialized="incremental",
+                    unique_key="id",
+                    publish=True,
+                    checks=[] if severity == "error" else [{"unique": "id", "severity": severity}],
+                )
+            },
+            {"f1.csv": "1,a,10\n2,b,20\n"},
+        )
+        run_ok(root)
+        drop(root, {"f2.csv": "3,c,30\n4,d,40\n"})
+        summary = run_ok(root)
+        assert summary.warehouse.tables["events"] == {
+            "mode": "append",
+            "rows_loaded": 2,
+            "rows_in_table": 4,
+            "columns_added": [],
+        }
+        assert warehouse(root, "select * from events order by id") == [
+            (1, "a", 10),
+            (2, "b", 20),
+            (3, "c", 30),
+            (4, "d", 40),
+        ]
+
+
 def test_append_model_with_unique_key_merges_in_warehouse(tmp_path: Path) -> None:
     root = tiny_project(
         tmp_path / "p",

@@ -22,6 +22,7 @@ from functools import partial
 from headwater.errors import HeadwaterError
 from headwater.runs.context import RunContext
 from headwater.runs.faults import checkpoint
+from headwater.runs.transform import unique_key_enforced
 from headwater.warehouse import TARGETS
 from headwater.warehouse.base import LoadItem, LoadMode, LoadResult, Target
 
@@ -76,7 +77,12 @@ def _load_once(ctx: RunContext, target: Target) -> list[LoadResult] | None:
         if cfg.materialized == "table":
             mode, after = "replace", None
         else:
-            mode = "merge" if cfg.unique_key else "append"
+            # An append model whose key no new row can repeat appends: deleting the
+            # new keys first would find none, at the cost of a join over the table.
+            merge = cfg.unique_key and not (
+                cfg.strategy == "append" and unique_key_enforced(model)
+            )
+            mode = "merge" if merge else "append"
             after = None if mark is None else mark.max_batch
         items.append(
             LoadItem(

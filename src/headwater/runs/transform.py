@@ -247,6 +247,18 @@ def _checks(model: Model) -> list[CheckConfig]:
     return checks
 
 
+def unique_key_enforced(model: Model) -> bool:
+    """True when no row of an append model can repeat a unique_key value already in its table.
+
+    Every `unique` check on the key stops the model (`error`) or quarantines the
+    repeats, so the warehouse can append the new rows instead of merging them.
+    """
+    cfg = model.config
+    key = sorted(cfg.unique_key)
+    on_key = [c for c in _checks(model) if isinstance(c, UniqueCheck) and sorted(c.columns) == key]
+    return bool(on_key) and all(c.severity != "warn" for c in on_key)
+
+
 def _unique_keys(checks: list[CheckConfig]) -> list[list[str]]:
     """The key of each `unique` check, its columns sorted."""
     return [sorted(c.columns) for c in checks if isinstance(c, UniqueCheck)]
