@@ -5,10 +5,16 @@ ahead is reported by that batch's stage."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from headwater.lake.tables import Tables
 from headwater.project import Project
+from headwater.runs.extract import _Batches
 from tests.fixtures.tiny import (
     BASE_YAML,
     lake,
@@ -57,6 +63,59 @@ def committed(root: Path, table: str) -> set[int]:
         return tables.committed_batches(table)
     finally:
         tables.close()
+
+
+def batch_sizes(limit: int, sizes: list[int], spread: bool) -> list[int]:
+    batches = _Batches(run_id=1, limit=limit)
+    batches.start()
+    if spread:
+        batches.spread(sum(sizes), max(sizes))
+    ids = Counter()
+    for size in sizes:
+        ids[batches.assign(size)] += size
+    return [ids[k] for k in sorted(ids)]
+
+
+def test_new_bytes_are_spread_evenly_over_the_fewest_batches() -> None:
+    # 25 files of 10 bytes under a limit of 100: three batches either way, but
+    # 90, 90, 70 instead of 100, 100, 50.
+    assert batch_sizes(100, [10] * 25, spread=False) == [100, 100, 50]
+    assert batch_sizes(100, [10] * 25, spread=True) == [90, 90, 70]
+    # What fits in one batch stays one batch.
+    assert batch_sizes(100, [10] * 10, spread=True) == [100]
+
+
+@given(
+    st.integers(min_value=1, max_value=500),
+    st.lists(st.integers(min_value=1, max_value=120), min_size=1, max_size=60),
+)
+def test_spreading_never_adds_a_batch_nor_passes_the_limit(limit: int, sizes: list[int]) -> None:
+    spread = batch_sizes(limit, sizes, spread=True)
+    greedy = batch_sizes(limit, sizes, spread=False)
+    assert sum(spread) == sum(sizes)
+    assert len(spread) <= len(greedy)
+    # A batch passes the limit only as a single file bigger than it.
+    assert all(total <= limit or total in sizes for total in spread)
+    count = math.ceil(sum(sizes) / limit)  # the fewest batches the limit allows
+    room = math.ceil(sum(sizes) / count) + max(sizes)
+    if room < limit:
+        assert len(spread) <= count
+        assert max(spread) <= room
+    else:
+        assert spread == greedy
+
+
+def test_a_run_spreads_many_small_files_evenly(tmp_path: Path) -> None:
+    # 20 files of ~62 KB under batch_mb 1: two batches of about 10 files, not 16 and 4.
+    small = {
+        f"f{k:02}.csv": "".join(f"{k}{i:05},n,{i % 97}\n" for i in range(5000)) for k in range(20)
+    }
+    root = tiny_project(tmp_path / "p", MODELS, small, yaml_text=BASE_YAML + ONE_MB)
+    summary = run_ok(root)
+    assert len(summary.batches) == 2
+    per_batch = lake(root, "select count(distinct _file) from src group by _batch order by _batch")
+    # A batch may take one file past half (the limit leaves room for the largest file).
+    assert sorted(n for (n,) in per_batch) == [9, 11]
 
 
 def test_many_batches_give_the_tables_of_one(tmp_path: Path) -> None:

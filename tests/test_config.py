@@ -104,6 +104,10 @@ def test_custom_rule_names_key_value_and_expectation(tmp_path: Path) -> None:
     assert config_error(file) == (
         f"{file}: engine.memory_limit: expected a size such as 512MB or 2GB (got 'lots')"
     )
+    file = write(tmp_path, "name: t\nwarehouse: {type: duckdb, memory_limit: 1 GB of it}\n")
+    assert config_error(file) == (
+        f"{file}: warehouse.memory_limit: expected a size such as 512MB or 2GB (got '1 GB of it')"
+    )
 
 
 def test_bad_project_name(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from headwater.config import DuckDBWarehouseConfig
 from headwater.errors import WarehouseError
+from headwater.lake.store import LocalStore
 from headwater.runs.summary import RunSummary
 from headwater.warehouse.base import LoadItem, LoadMode
 from headwater.warehouse.duckdb import DuckDBWarehouse
@@ -78,6 +80,20 @@ def no_op() -> None:
 @pytest.fixture
 def target(tmp_path: Path) -> DuckDBWarehouse:
     return DuckDBWarehouse(tmp_path / "wh" / "warehouse.duckdb")
+
+
+def test_the_warehouse_connection_takes_the_configured_memory_limit(tmp_path: Path) -> None:
+    # DuckDB's own default (80% of RAM) would keep every block a large load wrote.
+    root = tmp_path / "p"
+    config = DuckDBWarehouseConfig(memory_limit="300MB")
+    target = DuckDBWarehouse.from_config(config, root, LocalStore(root / "lake"))
+    conn = target._connect()
+    try:
+        [(limit,)] = conn.execute("SELECT current_setting('memory_limit')").fetchall()
+    finally:
+        conn.close()
+    assert limit == "286.1 MiB"  # 300 MB
+    assert DuckDBWarehouseConfig().memory_limit == "512MB"
 
 
 def test_target_load_and_watermarks(tmp_path: Path, target: DuckDBWarehouse) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Discriminator,
     Field,
     SecretStr,
@@ -401,9 +402,22 @@ class StateConfig(Strict):
         return value
 
 
+def _memory_size(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
+        raise ValueError("expected a size such as 512MB or 2GB")
+    return value.strip()
+
+
+# A DuckDB memory size: a number and a unit.
+MemorySize = Annotated[str, AfterValidator(_memory_size)]
+
+
 class DuckDBWarehouseConfig(Strict):
     type: Literal["duckdb"] = "duckdb"
     path: str = ".headwater/warehouse.duckdb"
+    # Past it, the load's written blocks leave memory (they are on disk already)
+    # and a large merge spills; without it DuckDB would keep 80% of the RAM.
+    memory_limit: MemorySize = "512MB"
 
 
 class PostgresWarehouseConfig(Strict):
@@ -428,20 +442,13 @@ WarehouseConfig = Annotated[
 
 
 class EngineConfig(Strict):
-    memory_limit: str = "2GB"
+    memory_limit: MemorySize = "2GB"
     threads: int = Field(default=0, ge=0, description="0 means one per core")
     batch_mb: int = Field(
         default=512,
         ge=1,
         description="new input landed by one run is processed in batches of at most this size",
     )
-
-    @field_validator("memory_limit")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
-            raise ValueError("expected a size such as 512MB or 2GB")
-        return value.strip()
 
 
 class PiiConfig(Strict):

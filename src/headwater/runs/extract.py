@@ -9,7 +9,10 @@ unreferenced raw objects that no later step reads, never a half-known file.
 
 New files are grouped into batches of at most `engine.batch_mb`: each batch
 is staged, transformed and committed on its own, so memory does not grow
-with the amount of input a run finds.
+with the amount of input a run finds. A `files` source's new bytes are
+spread evenly over as few batches as that limit allows (900 MB under a
+512 MB limit make two batches of about 450 MB, not 512 and 388), so no
+batch is bigger than it needs to be.
 
 Extracting a `files` source is retried as a whole on a transient error
 (an S3 listing or fetch that timed out or answered 5xx, a lake put that
@@ -61,7 +64,7 @@ class _Batches:
 
     def __init__(self, run_id: int, limit: int) -> None:
         self.next_id = run_id * BATCHES_PER_RUN
-        self.limit = limit
+        self.max_limit = self.limit = limit
         self.size = 0
         self.current: int | None = None
         self.source_start = self.next_id
@@ -71,6 +74,17 @@ class _Batches:
         self.current = None
         self.size = 0
         self.source_start = self.next_id
+        self.limit = self.max_limit
+
+    def spread(self, expected: int, largest: int) -> None:
+        """Shrink the limit to what spreads a source's `expected` new bytes (its largest
+        file `largest` bytes) evenly over the fewest batches the limit allows."""
+        self.limit = self.max_limit
+        if expected > self.max_limit:
+            count = -(-expected // self.max_limit)
+            # A batch closes before the file that would pass the limit: it ends
+            # at least `largest` bytes under it, so leave that much room.
+            self.limit = min(self.max_limit, -(-expected // count) + largest)
 
     def restart(self) -> None:
         """A retried source gets the batch ids its failed attempt took (and never recorded)."""
@@ -129,6 +143,9 @@ def _extract_source(ctx: RunContext, name: str, source: Source, batches: _Batche
     found = source.discover()
     summary.files_found = len(found)
     known = ledger.known_hashes(ctx.db, name)
+    seen = set(known.values())
+    fresh = [item.size for item in found if item.name not in seen]  # new, as far as names tell
+    batches.spread(sum(fresh), max(fresh, default=0))
     entries: list[ledger.LedgerEntry] = []
     landing: deque[tuple[Future[list[RawObject]], list[_Read]]] = deque()
 

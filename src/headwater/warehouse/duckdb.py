@@ -54,21 +54,22 @@ def _widens(old: str, new: str) -> bool:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path, store: Store | None = None) -> None:
+    def __init__(self, path: Path, store: Store | None = None, memory_limit: str = "512MB") -> None:
         self.path = path
         self.location = str(path)
         self.store = store
+        self.settings = {**DUCKDB_SETTINGS, "memory_limit": memory_limit}
 
     @classmethod
     def from_config(cls, config: WarehouseConfig, root: Path, store: Store) -> DuckDBWarehouse:
         assert isinstance(config, DuckDBWarehouseConfig)
         path = Path(config.path).expanduser()
-        return cls(path if path.is_absolute() else root / path, store)
+        return cls(path if path.is_absolute() else root / path, store, config.memory_limit)
 
     def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_SETTINGS)
+            conn = duckdb.connect(str(self.path), read_only=read_only, config=self.settings)
             if self.store is not None:
                 self.store.configure_duckdb(conn)
             return conn
