@@ -79,8 +79,8 @@ def _load_once(ctx: RunContext, target: Target) -> list[LoadResult] | None:
         else:
             # An append model whose key no new row can repeat appends: deleting the
             # new keys first would find none, at the cost of a join over the table.
-            merge = cfg.unique_key and not (cfg.strategy == "append" and unique_key_enforced(model))
-            mode = "merge" if merge else "append"
+            enforced = cfg.strategy == "append" and unique_key_enforced(model)
+            mode = "merge" if cfg.unique_key and not enforced else "append"
             after = None if mark is None else mark.max_batch
         items.append(
             LoadItem(
