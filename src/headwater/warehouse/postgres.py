@@ -139,6 +139,15 @@ def _is_transient(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> bool:
     return isinstance(exc, psycopg.OperationalError) and state is None
 
 
+def _unpacked(column: str) -> str:
+    """PostgreSQL: the text[] of a JSON array of strings and nulls, in order (NULL stays NULL)."""
+    elements = (
+        f"SELECT e FROM jsonb_array_elements_text({column}::jsonb) WITH ORDINALITY AS x(e, n) "
+        "ORDER BY n"
+    )
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE ARRAY({elements}) END"
+
+
 class Remote:
     """The attached PostgreSQL database, inside the DuckDB connection's one transaction."""
 
@@ -362,15 +371,41 @@ class PostgresWarehouse:
             pg.execute(f"DELETE FROM {table}")
         elif not created and item.mode == "merge":
             self._delete_keys(pg, item, columns, rows)
-        inserted = pg.insert(table, columns, rows)
+        inserted = self._insert(pg, table, columns, rows)
         total = inserted
         if not created and item.mode != "replace":
             [(total,)] = pg.query(f"SELECT count(*) AS n FROM {table}")
         return LoadResult(item.table, item.mode, inserted, int(total), added)
 
-    def _scratch(self, pg: Remote, columns: list[PgColumn]) -> str:
+    def _insert(self, pg: Remote, table: str, columns: list[PgColumn], rows: str) -> int:
+        """Insert the rows; a table with text-list columns takes them through a scratch table.
+
+        The extension writes a `text[]` column in COPY's text format without quoting an
+        element that reads NULL, so the string 'NULL' (any case) arrived as a NULL element.
+        Staged as JSON in a `text` column, each list arrives whole and PostgreSQL unpacks it.
+        """
+        if not any(c.pg_type == "text[]" for c in columns):
+            return pg.insert(table, columns, rows)
+        staged = [
+            PgColumn(c.name, c.duck_type, "text", "JSON") if c.pg_type == "text[]" else c
+            for c in columns
+        ]
+        scratch = self._scratch(pg, staged, "rows")
+        inserted = pg.insert(scratch, staged, rows)
+        names = ", ".join(quote_ident(c.name) for c in columns)
+        values = ", ".join(
+            _unpacked(quote_ident(c.name)) if c.pg_type == "text[]" else quote_ident(c.name)
+            for c in columns
+        )
+        pg.execute(
+            f"INSERT INTO {table} ({names}) SELECT {values} FROM {scratch}; DROP TABLE {scratch}",
+            ddl=True,
+        )
+        return inserted
+
+    def _scratch(self, pg: Remote, columns: list[PgColumn], kind: str = "keys") -> str:
         """A new UNLOGGED table for `columns` in the schema, to drop before the commit."""
-        name = quote_ident(f"_headwater_keys_{uuid.uuid4().hex[:12]}")
+        name = quote_ident(f"_headwater_{kind}_{uuid.uuid4().hex[:12]}")
         defs = ", ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in columns)
         pg.execute(f"CREATE UNLOGGED TABLE {self._schema}.{name} ({defs})", ddl=True)
         return f"{self._schema}.{name}"
