@@ -54,7 +54,12 @@ def _widens(old: str, new: str) -> bool:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path, store: Store | None = None, memory_limit: str = "512MB") -> None:
+    def __init__(
+        self,
+        path: Path,
+        store: Store | None = None,
+        memory_limit: str = DuckDBWarehouseConfig().memory_limit,
+    ) -> None:
         self.path = path
         self.location = str(path)
         self.store = store

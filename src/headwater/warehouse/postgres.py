@@ -378,7 +378,8 @@ class PostgresWarehouse:
         return LoadResult(item.table, item.mode, inserted, int(total), added)
 
     def _insert(self, pg: Remote, table: str, columns: list[PgColumn], rows: str) -> int:
-        """Insert the rows; a table with text-list columns takes them through a scratch table.
+        """Insert the rows (every write of staged rows, keys included, comes here); a table
+        with text-list columns takes them through a scratch table.
 
         The extension writes a `text[]` column in COPY's text format without quoting an
         element that reads NULL, so the string 'NULL' (any case) arrived as a NULL element.
@@ -425,7 +426,7 @@ class PostgresWarehouse:
             return
         keys = [by_name[k] for k in item.unique_key]
         scratch = self._scratch(pg, keys)
-        pg.insert(scratch, keys, rows)
+        self._insert(pg, scratch, keys, rows)
         ids = [quote_ident(k.name) for k in keys]
         patterns = pg.query(
             "SELECT DISTINCT "
